@@ -1,0 +1,121 @@
+"""Turn sampled worlds into a dataset table with ground truth and provenance."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+
+import numpy as np
+import pandas as pd
+
+from sdscm_bench import __version__
+from sdscm_bench.dataset import FORMAT_VERSION, SDSCMDataset, do_suffix, logp_column
+from sdscm_bench.lm import LanguageModel
+from sdscm_bench.sampler import Sampler, SamplerConfig, phrasing_choice
+from sdscm_bench.scoring import CandidateScorer
+from sdscm_bench.spec import Family
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Everything besides the spec and the LM that changes a generated dataset."""
+
+    n_units: int
+    seed: int
+    scoring: str = "sum"
+    temperature: float = 1.0
+
+    def as_dict(self) -> dict:
+        return {"n_units": self.n_units, "seed": self.seed, "scoring": self.scoring, "temperature": self.temperature}
+
+
+def default_max_rows(lm: LanguageModel) -> int:
+    """Candidate rows per forward: small on CPU (memory-bound cache copies), large on a GPU."""
+    return 256 if lm.device.startswith("cuda") else 48
+
+
+def _outcome_values(family: Family, scores: np.ndarray, values: np.ndarray, temperature: float) -> np.ndarray:
+    out = family.outcome
+    k = family.index_of(out.variable, out.candidate)
+    if out.definition == "score":
+        return scores[:, k]
+    if out.definition == "probability":
+        z = scores / temperature
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p[:, k] / p.sum(axis=1)
+    return (values == k).astype(np.float64)
+
+
+def build_table(sampler: Sampler, settings: GenerationSettings) -> pd.DataFrame:
+    family = sampler.family
+    treat, outc = family.treatment.variable, family.outcome.variable
+    fact = sampler.factual
+    cols: dict[str, np.ndarray] = {v.name: fact.values[v.name] for v in family.variables}
+    t_cands = family.by_name[treat].candidates
+    worlds = {t: (do_suffix(treat, t_cands[t]), w) for t, w in sampler.counterfactual.items()}
+    for suffix, world in worlds.values():
+        for v in family.order():
+            if v in sampler.descendants:
+                cols[v + suffix] = world.values[v]
+    for k in range(len(t_cands)):
+        cols[logp_column(treat, k)] = fact.scores[treat][:, k]
+    for k in range(len(family.by_name[outc].candidates)):
+        cols[logp_column(outc, k)] = fact.scores[outc][:, k]
+        for suffix, world in worlds.values():
+            cols[logp_column(outc, k, suffix)] = world.scores[outc][:, k]
+    control, treated = sampler.t_values
+    factual_t = fact.values[treat]
+    cols["t"] = np.where(factual_t == treated, 1, np.where(factual_t == control, 0, -1))
+    z = fact.scores[treat] / settings.temperature
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    cols["propensity"] = p[:, treated] / p.sum(axis=1)
+    ys = {
+        key: _outcome_values(family, w.scores[outc], w.values[outc], settings.temperature)
+        for key, w in [("y", fact), ("y0", sampler.counterfactual[control]), ("y1", sampler.counterfactual[treated])]
+    }
+    cols.update(ys)
+    cols["ite"] = ys["y1"] - ys["y0"]
+    return pd.DataFrame(cols)
+
+
+def package_versions() -> dict[str, str]:
+    out = {"sdscm-bench": __version__, "python": platform.python_version()}
+    for dist in ("torch", "transformers", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def generate_dataset(
+    family: Family,
+    lm: LanguageModel,
+    settings: GenerationSettings,
+    max_rows: int | None = None,
+    on_units_done: Callable[[int, int], None] | None = None,
+) -> SDSCMDataset:
+    """Sample one dataset (factual + both do(treatment) worlds) of ``settings.n_units`` units."""
+    start = time.perf_counter()
+    scorer = CandidateScorer(lm, settings.scoring)
+    config = SamplerConfig(settings.n_units, settings.seed, settings.temperature, max_rows or default_max_rows(lm))
+    sampler = Sampler(family, scorer, config, on_units_done)
+    sampler.run()
+    table = build_table(sampler, settings)
+    meta = {
+        "name": f"{family.name}/seed{settings.seed}",
+        "family": family.name,
+        "spec_fingerprint": family.fingerprint(),
+        **lm.describe(),
+        **settings.as_dict(),
+        "phrasings": phrasing_choice(family, settings.seed),
+        "tokens_computed": sampler._tokens,
+        "generation_seconds": round(time.perf_counter() - start, 3),
+        "versions": package_versions(),
+        "format_version": FORMAT_VERSION,
+    }
+    return SDSCMDataset(table=table, family=family, meta=meta)

@@ -1,0 +1,26 @@
+"""Where sdscm-bench keeps its cache: option > SDSCM_BENCH_CACHE > the user's cache directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+CACHE_ENV = "SDSCM_BENCH_CACHE"
+
+
+def cache_root(override: str | os.PathLike | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(platformdirs.user_cache_dir("sdscm-bench"))
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def spec_dir() -> Path:
+    return repo_root() / "datasets"

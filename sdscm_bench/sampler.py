@@ -1,0 +1,218 @@
+"""Ancestral sampling of an SD-SCM with stored exogenous noise, interventions and counterfactuals.
+
+Each variable's structural equation is ``value = argmax(score / temperature + G)`` where
+``score`` is the LM log-likelihood of each candidate after the variable's context (its
+parents' text in topological order, then its own phrasing prefix) and ``G`` is the unit's
+stored Gumbel noise for that variable: Gumbel-max sampling from the domain-restricted
+softmax. Counterfactuals reuse the same ``G`` (abduction-action-prediction), so under
+do(T = factual t) every variable keeps its factual value.
+
+Units are processed as a tree: rows of the batched KV cache are distinct histories, each
+distinct (variable, context) is scored once per batch, and a batch is split when it would
+need more than ``max_rows`` candidate rows in one forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sdscm_bench.scoring import CandidateScorer, KVState
+from sdscm_bench.spec import Family
+
+UNSET = -1
+
+
+@dataclass
+class World:
+    """One world: factual (nothing forced) or do(treatment=value) with the rest held or resampled."""
+
+    values: dict[str, np.ndarray]
+    scores: dict[str, np.ndarray]
+    forced: dict[str, np.ndarray] = field(default_factory=dict)  # var -> per-unit forced index or UNSET
+    label: str = "factual"
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    n_units: int
+    seed: int
+    temperature: float = 1.0
+    max_rows: int = 64
+
+
+def phrasing_choice(family: Family, seed: int) -> dict[str, int]:
+    """One phrasing per variable per dataset, from the dataset's own seed."""
+    rng = np.random.default_rng([seed, 0])
+    return {v.name: int(rng.integers(len(v.phrasings))) for v in family.variables}
+
+
+def gumbel_noise(family: Family, n_units: int, seed: int) -> dict[str, np.ndarray]:
+    """Per-unit, per-variable exogenous noise; each variable's stream depends only on (seed, variable)."""
+    noise = {}
+    for i, v in enumerate(family.variables):
+        rng = np.random.default_rng([seed, 1 + i])
+        noise[v.name] = rng.gumbel(size=(n_units, len(v.candidates)))
+    return noise
+
+
+class Sampler:
+    """Samples one dataset's factual world and its do(treatment=value) counterfactual worlds."""
+
+    def __init__(
+        self,
+        family: Family,
+        scorer: CandidateScorer,
+        config: SamplerConfig,
+        on_units_done: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.family = family
+        self.scorer = scorer
+        self.config = config
+        self.order = family.order()
+        self.vars = family.by_name
+        self.rank = {name: i for i, name in enumerate(self.order)}
+        self.parents = {v: sorted(self.vars[v].parents, key=self.rank.__getitem__) for v in self.order}
+        self.phrasing = {
+            name: self.vars[name].phrasings[i] for name, i in phrasing_choice(family, config.seed).items()
+        }
+        self.noise = gumbel_noise(family, config.n_units, config.seed)
+        self.treatment = family.treatment.variable
+        self.outcome = family.outcome.variable
+        self.t_values = [
+            family.index_of(self.treatment, family.treatment.control),
+            family.index_of(self.treatment, family.treatment.treated),
+        ]
+        self.descendants = family.descendants(self.treatment)
+        self.on_units_done = on_units_done or (lambda units, tokens: None)
+        self.factual: World | None = None
+        self.counterfactual: dict[int, World] = {}
+
+    # --- text -----------------------------------------------------------------------------
+    def context(self, var: str, values: dict[str, np.ndarray], unit: int) -> str:
+        parts = [
+            self.phrasing[p].render(self.vars[p].candidates[values[p][unit]]) for p in self.parents[var]
+        ]
+        parts.append(self.phrasing[var].prefix)
+        return self.family.separator.join(parts) if parts[:-1] else parts[-1]
+
+    # --- worlds ---------------------------------------------------------------------------
+    def _new_world(self, label: str) -> World:
+        n = self.config.n_units
+        values = {v: np.full(n, UNSET, dtype=np.int64) for v in self.order}
+        scores = {
+            v: np.full((n, len(self.vars[v].candidates)), np.nan) for v in (self.treatment, self.outcome)
+        }
+        return World(values, scores, label=label)
+
+    def run(self) -> None:
+        n = self.config.n_units
+        self.factual = self._new_world("factual")
+        for t in self.t_values:
+            world = self._new_world(f"do({self.treatment}={self.vars[self.treatment].candidates[t]})")
+            world.forced[self.treatment] = np.full(n, t)
+            self.counterfactual[t] = world
+        units = np.arange(n)
+        self._run(KVState.empty(1), units, np.zeros(n, dtype=np.int64), 0, self.factual)
+        self._fill_identity_counterfactuals()
+
+    def _fill_identity_counterfactuals(self) -> None:
+        """Under do(T = the unit's factual t) the counterfactual world *is* the factual world."""
+        fact = self.factual
+        for t, world in self.counterfactual.items():
+            same = fact.values[self.treatment] == t
+            for v in self.order:
+                world.values[v][same] = fact.values[v][same]
+            world.scores[self.outcome][same] = fact.scores[self.outcome][same]
+            world.scores[self.treatment][:] = fact.scores[self.treatment]
+
+    def _forced(self, world: World, var: str, units: np.ndarray) -> np.ndarray:
+        if world is self.factual:
+            return np.full(len(units), UNSET)
+        if var == self.treatment:
+            return world.forced[var][units]
+        if var not in self.descendants:
+            return self.factual.values[var][units]  # held at its factual value
+        return np.full(len(units), UNSET)
+
+    def _run(self, state: KVState, units: np.ndarray, rows: np.ndarray, level: int, world: World) -> None:
+        pre_treatment: tuple[KVState, np.ndarray, np.ndarray] | None = None
+        finished_here = True
+        while level < len(self.order):
+            var = self.order[level]
+            cands = self.vars[var].candidates
+            forced = self._forced(world, var, units)
+            record = var in world.scores
+            contexts = [self.context(var, world.values, u) for u in units]
+            # Distinct contexts, each with the candidates it needs scored.
+            groups: dict[str, list[int]] = {}
+            for pos, ctx in enumerate(contexts):
+                groups.setdefault(ctx, []).append(pos)
+            needs: dict[str, list[int]] = {}
+            for ctx, members in groups.items():
+                f = forced[members]
+                needs[ctx] = list(range(len(cands))) if record or (f == UNSET).any() else sorted(set(f.tolist()))
+            total = sum(len(c) for c in needs.values())
+            if total > self.config.max_rows and len(groups) > 1:
+                self._split(state, units, rows, level, world, groups, needs)
+                finished_here = False  # the sub-batches recorded their own units
+                break
+            if world is self.factual and var == self.treatment:
+                pre_treatment = (state, units, rows)
+            requests: list[tuple[str, int]] = [(ctx, c) for ctx, cs in needs.items() for c in cs]
+            index = {req: i for i, req in enumerate(requests)}
+            parents = [int(rows[groups[ctx][0]]) for ctx, _ in requests]
+            targets = [self.scorer.tokenize(ctx, cands[c]) for ctx, c in requests]
+            tokens_before = state.stats["tokens"]
+            state, flat = self.scorer.extend(state, parents, targets)
+            self._tokens += state.stats["tokens"] - tokens_before
+            new_rows = np.empty(len(units), dtype=np.int64)
+            for ctx, members in groups.items():
+                if len(needs[ctx]) == len(cands):
+                    sc = np.array([flat[index[(ctx, c)]] for c in range(len(cands))])
+                else:
+                    sc = None
+                for pos in members:
+                    u = units[pos]
+                    if forced[pos] != UNSET:
+                        value = int(forced[pos])
+                    else:
+                        value = int(np.argmax(sc / self.config.temperature + self.noise[var][u]))
+                    world.values[var][u] = value
+                    if record:
+                        world.scores[var][u] = sc
+                    new_rows[pos] = index[(ctx, value)]
+            rows = new_rows
+            level += 1
+        if world is self.factual:
+            if finished_here:
+                self.on_units_done(len(units), self._tokens)
+            if pre_treatment is not None:
+                self._branch_counterfactuals(*pre_treatment)
+
+    def _branch_counterfactuals(self, state: KVState, units: np.ndarray, rows: np.ndarray) -> None:
+        level = self.order.index(self.treatment)
+        factual_t = self.factual.values[self.treatment][units]
+        held = [v for v in self.order if v not in self.descendants]
+        for t, world in self.counterfactual.items():
+            differ = factual_t != t
+            for v in held:  # parents' text in the counterfactual world: non-descendants stay factual
+                world.values[v][units] = self.factual.values[v][units]
+            if differ.any():
+                self._run(state, units[differ], rows[differ], level, world)
+
+    def _split(self, state, units, rows, level, world, groups, needs) -> None:
+        batch: list[int] = []
+        size = 0
+        for ctx, members in groups.items():
+            if batch and size + len(needs[ctx]) > self.config.max_rows:
+                self._run(state, units[batch], rows[batch], level, world)
+                batch, size = [], 0
+            batch.extend(members)
+            size += len(needs[ctx])
+        if batch:
+            self._run(state, units[batch], rows[batch], level, world)
+
+    _tokens: int = 0
