@@ -29,7 +29,12 @@ class GenerationSettings:
     temperature: float = 1.0
 
     def as_dict(self) -> dict:
-        return {"n_units": self.n_units, "seed": self.seed, "scoring": self.scoring, "temperature": self.temperature}
+        return {
+            "n_units": self.n_units,
+            "seed": self.seed,
+            "scoring": self.scoring,
+            "temperature": self.temperature,
+        }
 
 
 def default_max_rows(lm: LanguageModel) -> int:
@@ -75,7 +80,11 @@ def build_table(sampler: Sampler, settings: GenerationSettings) -> pd.DataFrame:
     cols["propensity"] = p[:, treated] / p.sum(axis=1)
     ys = {
         key: _outcome_values(family, w.scores[outc], w.values[outc], settings.temperature)
-        for key, w in [("y", fact), ("y0", sampler.counterfactual[control]), ("y1", sampler.counterfactual[treated])]
+        for key, w in [
+            ("y", fact),
+            ("y0", sampler.counterfactual[control]),
+            ("y1", sampler.counterfactual[treated]),
+        ]
     }
     cols.update(ys)
     cols["ite"] = ys["y1"] - ys["y0"]
@@ -102,7 +111,9 @@ def generate_dataset(
     """Sample one dataset (factual + both do(treatment) worlds) of ``settings.n_units`` units."""
     start = time.perf_counter()
     scorer = CandidateScorer(lm, settings.scoring)
-    config = SamplerConfig(settings.n_units, settings.seed, settings.temperature, max_rows or default_max_rows(lm))
+    config = SamplerConfig(
+        settings.n_units, settings.seed, settings.temperature, max_rows or default_max_rows(lm)
+    )
     sampler = Sampler(family, scorer, config, on_units_done)
     sampler.run()
     table = build_table(sampler, settings)

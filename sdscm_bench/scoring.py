@@ -151,7 +151,9 @@ class CandidateScorer:
                 tgt_ids.append(t.ids[j])
                 owner.append(i)
         logits = self.head(hidden[torch.as_tensor(row_idx), torch.as_tensor(pos_idx)]).float()
-        token_lp = torch.log_softmax(logits, dim=-1).gather(1, torch.as_tensor(tgt_ids, device=self.device)[:, None])
+        token_lp = torch.log_softmax(logits, dim=-1).gather(
+            1, torch.as_tensor(tgt_ids, device=self.device)[:, None]
+        )
         sums = torch.zeros(len(targets), dtype=torch.float64, device=self.device)
         sums.index_add_(0, torch.as_tensor(owner, device=self.device), token_lp[:, 0].double())
         counts = [len(t.ids) - t.cand_start for t in targets]

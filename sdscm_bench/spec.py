@@ -198,6 +198,12 @@ def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
             if p == v.name:
                 raise SpecError(path, f"variable '{v.name}'", "lists itself as a parent")
 
+    graph = nx.DiGraph((p, v.name) for v in variables for p in v.parents)
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = nx.find_cycle(graph)
+        text = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
+        raise SpecError(path, "parents", f"the DAG has a cycle: {text}; remove one of these edges")
+
     treat_raw = _require(path, data, "treatment", "give 'variable', 'control' and 'treated'")
     if not isinstance(treat_raw, dict):
         raise SpecError(path, "treatment", "must be a mapping with 'variable', 'control', 'treated'")
@@ -258,12 +264,6 @@ def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
         description=str(data.get("description", "")),
         path=path,
     )
-    try:
-        family.order()
-    except nx.NetworkXUnfeasible:
-        cycle = nx.find_cycle(family.graph())
-        text = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
-        raise SpecError(path, "parents", f"the DAG has a cycle: {text}; remove one of these edges") from None
     if oname not in family.descendants(tname):
         raise SpecError(path, "outcome", f"'{oname}' is not a descendant of the treatment '{tname}'")
     return family

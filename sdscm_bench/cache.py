@@ -1,0 +1,129 @@
+"""Content-addressed dataset cache: parquet + manifest, atomic writes, one generator per key.
+
+Key = sha256 of (format version, spec fingerprint, LM id, weights fingerprint, dtype, scoring,
+temperature, seed, N). A dataset directory holds ``data.parquet`` (the table only, so equal
+inputs give byte-identical files) and ``manifest.json`` (checksum and metadata). A file whose
+checksum does not match is reported with a warning, removed and regenerated, never used.
+Concurrent requests (pytest-xdist workers) serialise on a file lock: one generates, the others
+wait and then read the finished entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from filelock import FileLock
+
+from sdscm_bench.dataset import FORMAT_VERSION, SDSCMDataset
+from sdscm_bench.errors import CacheError
+from sdscm_bench.generate import GenerationSettings
+from sdscm_bench.paths import cache_root
+from sdscm_bench.spec import Family
+
+
+class CorruptCacheWarning(UserWarning):
+    """A cached file failed its checksum and is being regenerated."""
+
+
+def dataset_key(family: Family, lm_identity: dict[str, str], settings: GenerationSettings) -> str:
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "spec": family.fingerprint(),
+        "lm": lm_identity["lm"],
+        "weights": lm_identity["weights_fingerprint"],
+        "dtype": lm_identity["dtype"],
+        **settings.as_dict(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def table_bytes(table: pd.DataFrame) -> bytes:
+    """Deterministic parquet encoding of a table (no timestamps or run metadata inside)."""
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), buf, compression="zstd")
+    return buf.getvalue()
+
+
+class DatasetCache:
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = cache_root(root) / "datasets"
+
+    def path(self, family: Family, key: str) -> Path:
+        return self.root / family.name / key
+
+    def _read(self, family: Family, key: str) -> SDSCMDataset | None:
+        entry = self.path(family, key)
+        manifest_file, data_file = entry / "manifest.json", entry / "data.parquet"
+        if not manifest_file.exists():
+            return None
+        try:
+            manifest = json.loads(manifest_file.read_text())
+            blob = data_file.read_bytes()
+            ok = hashlib.sha256(blob).hexdigest() == manifest["sha256"]
+        except (OSError, ValueError, KeyError):
+            ok = False
+        if not ok:
+            warnings.warn(
+                f"cached dataset {entry} is truncated or corrupted (checksum mismatch); regenerating it",
+                CorruptCacheWarning,
+                stacklevel=3,
+            )
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        table = pq.read_table(io.BytesIO(blob)).to_pandas()
+        return SDSCMDataset(table=table, family=family, meta=manifest["meta"])
+
+    def _write(self, family: Family, key: str, dataset: SDSCMDataset) -> None:
+        entry = self.path(family, key)
+        tmp = entry.with_name(f"{entry.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        blob = table_bytes(dataset.table)
+        (tmp / "data.parquet").write_bytes(blob)
+        manifest = {"key": key, "sha256": hashlib.sha256(blob).hexdigest(), "meta": dataset.meta}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(tmp, entry)
+
+    def get_or_create(
+        self,
+        family: Family,
+        lm_identity: dict[str, str],
+        settings: GenerationSettings,
+        create: Callable[[], SDSCMDataset],
+    ) -> tuple[SDSCMDataset, bool]:
+        """The cached dataset for these inputs, generating it under a lock on a miss.
+
+        Returns (dataset, hit).
+        """
+        key = dataset_key(family, lm_identity, settings)
+        hit = self._read(family, key)
+        if hit is not None:
+            return hit, True
+        entry = self.path(family, key)
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create cache directory {entry.parent}: {exc.strerror}; "
+                             "set --cache-dir or SDSCM_BENCH_CACHE to a writable path") from None  # fmt: skip
+        with FileLock(str(entry) + ".lock"):
+            hit = self._read(family, key)  # another process may have finished while we waited
+            if hit is not None:
+                return hit, True
+            dataset = create()
+            dataset.meta["cache_key"] = key
+            self._write(family, key, dataset)
+        reread = self._read(family, key)
+        if reread is None:
+            raise CacheError(f"dataset {entry} could not be read back after writing")
+        return reread, False

@@ -1,0 +1,444 @@
+"""The results file, the markdown leaderboard rendered from it, and the paper-style box plots.
+
+Every per-dataset result is one JSON record (schema: :data:`REQUIRED_FIELDS`). The results file keeps
+records from all runs; a run over a subset of estimators, LMs, settings or datasets replaces only the
+records with its own key (:data:`RECORD_KEY`) and keeps every other row, so partial runs never
+clobber the leaderboard. Files are written atomically (temp file + ``os.replace``) so an interrupted
+run leaves the previous file intact.
+
+Results file layout::
+
+    {"format_version": 1,
+     "runs": [header, ...],      # one collect_header() dict per write, oldest first
+     "records": [record, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tabulate import tabulate
+
+from sdscm_bench.errors import SdscmError
+from sdscm_bench.metrics import METRIC_KEYS, aggregate
+
+FORMAT_VERSION = 1
+
+#: Two records with the same values of these fields are results for the same thing; the newer wins.
+RECORD_KEY: tuple[str, ...] = ("estimator", "lm", "setting", "dataset_fingerprint")
+
+#: Fields every record must carry (values may be None where documented in metrics.FORMULAS).
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "estimator",  # adapter name, e.g. "econml.CausalForestDML"
+    "library",  # distribution the estimator comes from, e.g. "econml"
+    "library_version",
+    "adapter_fingerprint",  # hash of the adapter's code/config, so a changed adapter is visible
+    "lm",  # language model that generated the data
+    "setting",  # confounding setting (which covariates the estimator observes)
+    "family",  # SD-SCM family name
+    "dataset",  # dataset name/id, for humans
+    "dataset_fingerprint",  # hash identifying the dataset's content
+    "ate",
+    "sate",
+    *METRIC_KEYS,
+    "failed",  # bool: the estimator raised, timed out or returned a non-finite/malformed estimate
+    "error",  # str | None: why it failed
+)
+
+PRIMARY_METRIC = "ATE RMSE"
+BOX_METRICS: dict[str, str] = {
+    "cate_r2": "CATE R²",
+    "pehe_sd_ite": "standardized PEHE (PEHE / sd(ITE))",
+}
+DASH = "–"
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("estimator", "adapter name"),
+    ("library@version", "estimator library and its installed version"),
+    ("datasets", "datasets attempted (failures included)"),
+    ("ATE RMSE", "sqrt(mean over datasets of (ATE estimate - SATE)²); primary metric, lower is better"),
+    ("ATE R²", "1 - Σ(SATE - ATE estimate)² / Σ(SATE - mean SATE)² across datasets"),
+    ("mean CATE R²", "mean over datasets of 1 - Σ(ITE - CATE)² / Σ(ITE - mean ITE)²"),
+    ("median std. PEHE", "median over datasets of PEHE / sd(ITE) (ddof=0)"),
+    ("unit coverage", "mean over datasets of the fraction of units whose CATE interval contains the ITE"),
+    ("unit width", "mean over datasets of the mean CATE interval width (units with a finite interval)"),
+    ("ATE coverage", "fraction of datasets whose ATE interval contains the SATE"),
+    ("median fit s", "median over datasets of fit + predict wall-clock seconds"),
+    ("failures", "datasets where the estimator failed (excluded from all other columns)"),
+)
+
+
+class ResultsFileError(SdscmError):
+    """A results file is missing, unreadable or not in the expected layout."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Records and the results file
+
+
+def record_key(record: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(record[k]) for k in RECORD_KEY)
+
+
+def validate_record(record: Mapping[str, Any]) -> None:
+    """Reject a record missing schema fields now, rather than render a half-empty leaderboard later."""
+    missing = [k for k in REQUIRED_FIELDS if k not in record]
+    if missing:
+        raise ValueError(f"result record for {record.get('dataset')!r} lacks fields {missing}")
+    empty = [k for k in RECORD_KEY if record[k] in (None, "")]
+    if empty:
+        raise ValueError(f"result record for {record.get('dataset')!r} has empty key fields {empty}")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types; numpy scalars unwrapped and non-finite floats turned into None (valid JSON)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and os.replace, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_results(path: str | Path, *, missing_ok: bool = False) -> dict[str, Any]:
+    """Read a results file; an absent file is an empty one only when ``missing_ok``."""
+    path = Path(path)
+    if not path.exists():
+        if missing_ok:
+            return {"format_version": FORMAT_VERSION, "runs": [], "records": []}
+        raise ResultsFileError(f"{path}: results file not found")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(f"{path}: cannot read results file: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+        raise ResultsFileError(f"{path}: expected a JSON object with a 'records' list")
+    bad = [
+        i
+        for i, r in enumerate(doc["records"])
+        if not isinstance(r, dict) or any(k not in r for k in RECORD_KEY)
+    ]
+    if bad:
+        raise ResultsFileError(
+            f"{path}: records {bad[:5]} are not objects with the key fields {list(RECORD_KEY)}"
+        )
+    doc.setdefault("runs", [])
+    doc.setdefault("format_version", FORMAT_VERSION)
+    return doc
+
+
+def merge_records(
+    existing: Iterable[Mapping[str, Any]], new_records: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Existing records with those of the same key replaced in place, then the new keys appended."""
+    new_by_key: dict[tuple[str, ...], dict[str, Any]] = {}
+    for rec in new_records:
+        validate_record(rec)
+        new_by_key[record_key(rec)] = _jsonable(rec)  # a duplicate within the run: the last wins
+    merged: list[dict[str, Any]] = []
+    seen: set[tuple[str, ...]] = set()
+    for rec in existing:
+        key = record_key(rec)
+        if key in seen:
+            continue
+        seen.add(key)
+        merged.append(new_by_key.get(key, dict(rec)))
+    merged.extend(rec for key, rec in new_by_key.items() if key not in seen)
+    return merged
+
+
+def merge_results(
+    json_path: str | Path,
+    new_records: Iterable[Mapping[str, Any]],
+    header: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge a run's records into the results file (same key replaced, all others kept) atomically.
+
+    ``header`` (from :func:`collect_header`) is appended to the file's ``runs``. Returns the merged
+    document. Not safe against two processes merging into the same file at the same moment.
+    """
+    json_path = Path(json_path)
+    new_records = list(new_records)
+    doc = read_results(json_path, missing_ok=True)
+    doc["records"] = merge_records(doc["records"], new_records)
+    if header is not None:
+        doc["runs"].append(_jsonable({**header, "n_records": len(new_records)}))
+    doc["format_version"] = FORMAT_VERSION
+    _atomic_write_text(json_path, json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n")
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------------
+# Header
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def collect_header(command: str, packages: Sequence[str], cwd: str | Path | None = None) -> dict[str, Any]:
+    """Provenance of a run: what produced these numbers, so a leaderboard row can be reproduced.
+
+    ``cwd`` is where git is asked for the commit (default: this package's directory); the commit is
+    None outside a git checkout, and ``git_dirty`` says whether tracked files had uncommitted changes.
+    """
+    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    commit = _git("rev-parse", "HEAD", cwd=where)
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=where) if commit else None
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": commit,
+        "git_dirty": None if status is None else bool(status),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "packages": {p: _package_version(p) for p in packages},
+        "command": command,
+        "argv": list(sys.argv),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def fmt_number(x: Any) -> str:
+    """3 significant digits (whole numbers from 1000 up); None and non-finite as a dash."""
+    if x is None:
+        return DASH
+    if isinstance(x, bool | np.bool_):
+        return "yes" if x else "no"
+    if isinstance(x, int | np.integer):
+        return str(int(x))
+    x = float(x)
+    if not math.isfinite(x):
+        return DASH
+    if abs(x) >= 1000:
+        return f"{x:.0f}"
+    return f"{x:.3g}"
+
+
+def _group(
+    records: Iterable[Mapping[str, Any]], *fields: str
+) -> dict[tuple[str, ...], list[Mapping[str, Any]]]:
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault(tuple(str(rec.get(f)) for f in fields), []).append(rec)
+    return dict(sorted(groups.items()))
+
+
+def _stat(agg: Mapping[str, Any], metric: str, stat: str) -> float | None:
+    return agg["metrics"][metric][stat]
+
+
+def leaderboard_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per estimator (unformatted numbers), sorted by ATE RMSE ascending, missing last."""
+    rows = []
+    for (estimator,), recs in _group(records, "estimator").items():
+        agg = aggregate(recs, n_boot=0)
+        libs = sorted({f"{r.get('library')}@{r.get('library_version')}" for r in recs})
+        rows.append(
+            {
+                "estimator": estimator,
+                "library@version": ", ".join(libs),
+                "datasets": agg["n_datasets"],
+                "ATE RMSE": agg["ate_rmse"],
+                "ATE R²": agg["ate_r2"],
+                "mean CATE R²": _stat(agg, "cate_r2", "mean"),
+                "median std. PEHE": _stat(agg, "pehe_sd_ite", "median"),
+                "unit coverage": _stat(agg, "cate_coverage", "mean"),
+                "unit width": _stat(agg, "cate_width", "mean"),
+                "ATE coverage": _stat(agg, "ate_covered", "mean"),
+                "median fit s": _stat(agg, "fit_seconds", "median"),
+                "failures": agg["n_failures"],
+            }
+        )
+    rows.sort(key=lambda r: (r["ATE RMSE"] is None, r["ATE RMSE"] or 0.0, r["estimator"]))
+    return rows
+
+
+def _header_block(header: Mapping[str, Any]) -> list[str]:
+    def get(key: str) -> str:
+        value = header.get(key)
+        return DASH if value in (None, "") else str(value)
+
+    commit = get("git_commit")
+    if header.get("git_dirty"):
+        commit += " (with uncommitted changes)"
+    packages = header.get("packages") or {}
+    pkg_text = ", ".join(f"{k} {v if v is not None else '(not installed)'}" for k, v in packages.items())
+    machine = f"{get('platform')}, {get('machine')}, {get('cpu')}, {get('cpu_count')} CPUs"
+    return [
+        f"- Date: {get('date')}",
+        f"- Git commit: {commit}",
+        f"- Machine: {machine}",
+        f"- Python: {get('python')}",
+        f"- Packages: {pkg_text or DASH}",
+        f"- Command: `{get('command')}`",
+    ]
+
+
+def render_markdown(records: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> str:
+    """The leaderboard: a provenance header, a column legend, then one table per LM × setting."""
+    records = list(records)
+    lines = ["# sdscm-bench leaderboard", "", *_header_block(header), ""]
+    lines += [
+        "Rows may come from earlier runs (the results JSON keeps each run's header). "
+        "Failed datasets are excluded from every column except `datasets` and `failures`. "
+        f"`{DASH}` means the estimator does not provide that output (or it is undefined).",
+        "",
+        "| column | meaning |",
+        "|---|---|",
+        *(f"| {name} | {meaning} |" for name, meaning in COLUMNS),
+        "",
+    ]
+    if not records:
+        lines += ["No results yet.", ""]
+    names = [name for name, _ in COLUMNS]
+    for (lm, setting), recs in _group(records, "lm", "setting").items():
+        families = sorted({str(r.get("family")) for r in recs})
+        rows = leaderboard_rows(recs)
+        table = [[r["estimator"], r["library@version"], *(fmt_number(r[c]) for c in names[2:])] for r in rows]
+        lines += [
+            f"## LM `{lm}` · setting `{setting}`",
+            "",
+            f"Sorted by {PRIMARY_METRIC} (ascending, best first). Standardized PEHE is PEHE / sd(ITE). "
+            f"Families: {', '.join(families)}.",
+            "",
+            tabulate(
+                table,
+                headers=names,
+                tablefmt="pipe",
+                disable_numparse=True,
+                colalign=("left", "left", *("right",) * (len(names) - 2)),
+            ),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def write_leaderboard(
+    json_path: str | Path,
+    md_path: str | Path,
+    new_records: Iterable[Mapping[str, Any]],
+    header: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Merge a run into the results file, then re-render the markdown from all merged records."""
+    doc = merge_results(json_path, new_records, header)
+    _atomic_write_text(Path(md_path), render_markdown(doc["records"], header))
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------------
+# Box plots
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "lm"
+
+
+def box_plots(records: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
+    """Per-dataset CATE R² and standardized PEHE per estimator, one panel per setting (as in the paper).
+
+    One PNG per LM and metric, named ``<lm>_<metric>.png``; an LM × metric with no values (e.g. no
+    estimator gives CATEs) gets no file. Failed datasets are left out.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = [r for r in records if not r.get("failed", False)]
+    written: list[Path] = []
+    for (lm,), lm_recs in _group(ok, "lm").items():
+        by_setting = _group(lm_recs, "setting")
+        for metric, label in BOX_METRICS.items():
+            # Estimators without this output (e.g. ATE-only ones) would only be empty slots.
+            estimators = sorted({str(r["estimator"]) for r in lm_recs if r.get(metric) is not None})
+            if not estimators:
+                continue
+            fig = Figure(figsize=(max(4.0, 0.6 * len(estimators) + 1.5) * len(by_setting), 4.5))
+            axes = fig.subplots(1, len(by_setting), sharey=True, squeeze=False)[0]
+            for ax, ((setting,), recs) in zip(axes, by_setting.items(), strict=True):
+                positions, data = [], []
+                for i, est in enumerate(estimators):
+                    vals = [
+                        float(r[metric]) for r in recs if r["estimator"] == est and r.get(metric) is not None
+                    ]
+                    if vals:
+                        positions.append(i)
+                        data.append(vals)
+                if data:
+                    ax.boxplot(data, positions=positions, widths=0.6)
+                ax.set_xticks(range(len(estimators)), estimators, rotation=45, ha="right", fontsize=8)
+                ax.set_xlim(-0.5, len(estimators) - 0.5)
+                ax.set_title(f"setting: {setting}")
+                ax.grid(axis="y", alpha=0.3)
+            axes[0].set_ylabel(label)
+            fig.suptitle(f"{label} per dataset, LM {lm}")
+            fig.tight_layout()
+            path = out_dir / f"{_slug(lm)}_{metric}.png"
+            fig.savefig(path, dpi=100, format="png")
+            written.append(path)
+    return written
