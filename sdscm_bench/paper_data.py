@@ -235,11 +235,11 @@ def convert_paper_table(
     meta = {
         "name": f"paper-{lm}/{name_part}",
         "family": family.name,
-        "family_fingerprint": family.fingerprint(),
+        "spec_fingerprint": family.fingerprint(),
         "lm": f"paper-{lm}",
         "source": source,
         "dataset_id": dataset_id,
-        "n": len(table),
+        "n_units": len(table),
         "fingerprint": _table_fingerprint(table),
         "scoring": SCORING,
         "scoring_note": SCORING_NOTE,

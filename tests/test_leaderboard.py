@@ -1,0 +1,237 @@
+"""Results-file merge semantics, markdown rendering, the run header and the box plots."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from sdscm_bench.leaderboard import (
+    REQUIRED_FIELDS,
+    ResultsFileError,
+    box_plots,
+    collect_header,
+    fmt_number,
+    leaderboard_rows,
+    merge_results,
+    read_results,
+    render_markdown,
+    write_leaderboard,
+)
+from sdscm_bench.metrics import METRIC_KEYS, failed_metrics
+
+HEADER = {
+    "date": "2025-01-02T03:04:05+00:00",
+    "git_commit": "abc123",
+    "git_dirty": False,
+    "python": "CPython 3.11.9",
+    "platform": "Linux-6",
+    "machine": "x86_64",
+    "cpu": "Test CPU",
+    "cpu_count": 2,
+    "packages": {"numpy": "2.0.0", "econml": None},
+    "command": "sdscm-bench run --lm tiny",
+}
+
+
+def record(estimator="A", dataset="d1", lm="lm1", setting="s1", ate=1.0, sate=0.0, failed=False, **kw):
+    rec = {
+        "estimator": estimator,
+        "library": "lib",
+        "library_version": "1.0",
+        "adapter_fingerprint": "f" * 8,
+        "lm": lm,
+        "setting": setting,
+        "family": "fam",
+        "dataset": dataset,
+        "dataset_fingerprint": f"fp-{dataset}",
+        **dict.fromkeys(METRIC_KEYS),
+        "ate": ate,
+        "sate": sate,
+        "failed": failed,
+        "error": None,
+    }
+    if not failed:
+        rec["ate_error"] = ate - sate
+        rec["ate_abs_error"] = abs(ate - sate)
+    rec.update(kw)
+    return rec
+
+
+def by_key(doc):
+    return {(r["estimator"], r["lm"], r["setting"], r["dataset"]): r for r in doc["records"]}
+
+
+def test_subset_run_updates_only_its_own_rows(tmp_path):
+    path = tmp_path / "results.json"
+    first = [record(e, d, ate=1.0) for e in ("A", "B") for d in ("d1", "d2")]
+    merge_results(path, first, HEADER)
+    merge_results(
+        path, [record("A", "d1", ate=5.0), record("C", "d1", ate=2.0)], {**HEADER, "git_commit": "def"}
+    )
+    doc = read_results(path)
+    recs = by_key(doc)
+    assert len(doc["records"]) == 5
+    assert recs[("A", "lm1", "s1", "d1")]["ate"] == 5.0  # replaced
+    assert recs[("A", "lm1", "s1", "d2")]["ate"] == 1.0  # kept
+    assert recs[("B", "lm1", "s1", "d1")]["ate"] == 1.0  # kept
+    assert recs[("C", "lm1", "s1", "d1")]["ate"] == 2.0  # appended
+    assert [r["estimator"] for r in doc["records"]] == ["A", "A", "B", "B", "C"]  # order kept
+    assert [run["git_commit"] for run in doc["runs"]] == ["abc123", "def"]
+    assert [run["n_records"] for run in doc["runs"]] == [4, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # no temp files left
+
+
+def test_same_dataset_other_lm_or_setting_is_a_different_row(tmp_path):
+    path = tmp_path / "r.json"
+    merge_results(path, [record(lm="lm1"), record(lm="lm2"), record(setting="s2")])
+    merge_results(path, [record(lm="lm2", ate=9.0)])
+    recs = by_key(read_results(path))
+    assert recs[("A", "lm1", "s1", "d1")]["ate"] == 1.0
+    assert recs[("A", "lm2", "s1", "d1")]["ate"] == 9.0
+    assert recs[("A", "lm1", "s2", "d1")]["ate"] == 1.0
+
+
+def test_records_become_strict_json(tmp_path):
+    path = tmp_path / "r.json"
+    rec = record(
+        ate=np.float64(1.5), pehe=np.float32(0.25), ate_covered=np.bool_(True), fit_seconds=float("nan")
+    )
+    merge_results(path, [rec])
+    stored = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    r = stored["records"][0]
+    assert r["ate"] == 1.5 and r["pehe"] == 0.25 and r["ate_covered"] is True and r["fit_seconds"] is None
+
+
+def test_merge_rejects_records_missing_schema_fields(tmp_path):
+    rec = record()
+    del rec["adapter_fingerprint"]
+    with pytest.raises(ValueError, match="adapter_fingerprint"):
+        merge_results(tmp_path / "r.json", [rec])
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_malformed_results_file_names_the_file(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text("{not json")
+    with pytest.raises(ResultsFileError, match=re.escape(str(path))):
+        merge_results(path, [record()])
+    assert path.read_text() == "{not json"  # left alone
+    path.write_text('{"records": {}}')
+    with pytest.raises(ResultsFileError, match="records"):
+        read_results(path)
+    with pytest.raises(ResultsFileError, match="not found"):
+        read_results(tmp_path / "absent.json")
+
+
+def test_fmt_number():
+    assert fmt_number(None) == "–"
+    assert fmt_number(float("nan")) == "–"
+    assert fmt_number(0.123456) == "0.123"
+    assert fmt_number(0.0012345) == "0.00123"
+    assert fmt_number(-12.345) == "-12.3"
+    assert fmt_number(12345.6) == "12346"
+    assert fmt_number(7) == "7"
+
+
+def sample_records():
+    recs = []
+    for d, sate in (("d1", 0.0), ("d2", 1.0), ("d3", 2.0)):
+        # "good": ATE errors 0.1 -> RMSE 0.1; "bad": errors 1 -> RMSE 1; "nocate": errors 0.5.
+        recs.append(
+            record("good", d, ate=sate + 0.1, sate=sate, cate_r2=0.8, pehe_sd_ite=0.3, fit_seconds=2.0)
+        )
+        recs.append(
+            record("bad", d, ate=sate + 1.0, sate=sate, cate_r2=0.1, pehe_sd_ite=0.9, ate_covered=True)
+        )
+        recs.append(record("nocate", d, ate=sate + 0.5, sate=sate))
+        recs.append(record("good", d, lm="lm2", ate=sate, sate=sate, cate_r2=0.5, pehe_sd_ite=0.5))
+    recs.append(record("bad", "d4", failed=True, ate=None, sate=3.0, error="boom"))
+    return recs
+
+
+def test_leaderboard_rows_sorted_by_ate_rmse():
+    rows = leaderboard_rows([r for r in sample_records() if r["lm"] == "lm1"])
+    assert [r["estimator"] for r in rows] == ["good", "nocate", "bad"]
+    good, _, bad = rows
+    assert good["ATE RMSE"] == pytest.approx(0.1)
+    assert good["ATE R²"] == pytest.approx(1 - 0.03 / 2)  # SS_res 3 * 0.01; SATE 0,1,2 -> SS_tot 2
+    assert good["mean CATE R²"] == pytest.approx(0.8)
+    assert good["median fit s"] == pytest.approx(2.0)
+    assert bad["datasets"] == 4 and bad["failures"] == 1 and bad["ATE coverage"] == pytest.approx(1.0)
+
+
+def test_render_markdown():
+    md = render_markdown(sample_records(), HEADER)
+    for text in (
+        "abc123",
+        "CPython 3.11.9",
+        "numpy 2.0.0",
+        "econml (not installed)",
+        "`sdscm-bench run --lm tiny`",
+    ):
+        assert text in md
+    assert "## LM `lm1` · setting `s1`" in md and "## LM `lm2` · setting `s1`" in md
+    assert "Sorted by ATE RMSE (ascending" in md and "PEHE / sd(ITE)" in md
+    lm1 = md.split("## LM `lm1`")[1].split("## LM `lm2`")[0]
+    rows = [line for line in lm1.splitlines() if line.startswith("| ")][1:]  # skip the header row
+    assert [row.split("|")[1].strip() for row in rows] == ["good", "nocate", "bad"]
+    nocate = rows[1].split("|")
+    assert nocate[2].strip() == "lib@1.0"
+    assert nocate[6].strip() == "–"  # mean CATE R²: no CATE
+    assert rows[2].split("|")[-2].strip() == "1"  # failures of "bad"
+    assert "| estimator" in lm1 and "|:--" in lm1  # a pipe table
+
+
+def test_render_with_no_records_and_sparse_header():
+    md = render_markdown([], {"command": "x"})
+    assert "No results yet." in md and "Git commit: –" in md
+
+
+def test_write_leaderboard(tmp_path):
+    recs = sample_records()
+    write_leaderboard(tmp_path / "r.json", tmp_path / "out" / "LEADERBOARD.md", recs[:6], HEADER)
+    write_leaderboard(tmp_path / "r.json", tmp_path / "out" / "LEADERBOARD.md", recs[6:], HEADER)
+    md = (tmp_path / "out" / "LEADERBOARD.md").read_text()
+    assert md == render_markdown(read_results(tmp_path / "r.json")["records"], HEADER)
+    assert "## LM `lm2`" in md and "| good" in md and "| bad" in md  # rows from both runs
+
+
+def test_collect_header(tmp_path):
+    h = collect_header("sdscm-bench run", ["numpy", "surely-not-installed-pkg"])
+    assert h["command"] == "sdscm-bench run"
+    assert h["packages"] == {"numpy": np.__version__, "surely-not-installed-pkg": None}
+    assert h["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", h["git_commit"])
+    assert h["cpu_count"] and h["python"] and h["machine"] is not None and h["date"]
+    json.dumps(h)
+    assert collect_header("x", [], cwd=tmp_path)["git_commit"] is None  # not a git checkout
+
+
+def test_box_plots(tmp_path):
+    recs = sample_records() + [record("nocate", "d1", lm="lm3")]
+    paths = box_plots(recs, tmp_path / "plots")
+    names = sorted(p.name for p in paths)
+    # lm3 has no CATE metrics at all, so it gets no files.
+    assert names == ["lm1_cate_r2.png", "lm1_pehe_sd_ite.png", "lm2_cate_r2.png", "lm2_pehe_sd_ite.png"]
+    for p in paths:
+        data = p.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+
+
+def test_box_plots_split_by_setting_and_slug_names(tmp_path):
+    recs = [
+        record("A", "d1", lm="org/model:v1", setting="s1", cate_r2=0.2),
+        record("A", "d2", lm="org/model:v1", setting="s2", cate_r2=0.4),
+        record("B", "d1", lm="org/model:v1", setting="s2", cate_r2=0.6),
+    ]
+    (path,) = box_plots(recs, tmp_path)
+    assert path.name == "org_model_v1_cate_r2.png" and path.stat().st_size > 0
+
+
+def test_failed_record_from_failed_metrics_fits_the_schema(tmp_path):
+    rec = {**record(), **failed_metrics(sate=1.0), "failed": True, "error": "NonFiniteEstimate: cate has NaN"}
+    assert set(REQUIRED_FIELDS) <= set(rec)
+    merge_results(tmp_path / "r.json", [rec])
+    assert read_results(tmp_path / "r.json")["records"][0]["failed"] is True

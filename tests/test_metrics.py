@@ -1,0 +1,264 @@
+"""Metrics on tiny hand-computed cases; the expected numbers are worked out in the comments."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sdscm_bench.metrics import (
+    FORMULAS,
+    METRIC_KEYS,
+    MalformedEstimate,
+    NonFiniteEstimate,
+    aggregate,
+    bootstrap_ci,
+    dataset_metrics,
+    failed_metrics,
+    r2_score,
+)
+
+# ite = [1, 2, 3, 6]: SATE = 3; deviations -2, -1, 0, 3 -> SS_tot = 4 + 1 + 0 + 9 = 14, sd(ite) = sqrt(14/4).
+ITE = np.array([1.0, 2.0, 3.0, 6.0])
+# y = [0, 1, 0, 1]: mean 0.5, sd(y) = 0.5 (ddof=0).
+Y = np.array([0.0, 1.0, 0.0, 1.0])
+# cate = [1, 1, 3, 3]: cate - ite = [0, -1, 0, -3] -> squares 0, 1, 0, 9 -> SS_res = 10, PEHE = sqrt(10/4).
+CATE = np.array([1.0, 1.0, 3.0, 3.0])
+# Intervals: [0,2] holds 1; [2,3] holds 2 (inclusive lo); [3,3] holds 3 (degenerate, inclusive);
+# [0,5] misses 6 -> coverage 3/4; widths 2, 1, 0, 5 -> mean width 2.
+CATE_INTERVAL = np.array([[0.0, 2.0], [2.0, 3.0], [3.0, 3.0], [0.0, 5.0]])
+
+
+def full(**overrides):
+    kw = dict(
+        ate=2.5,
+        cate=CATE,
+        ate_interval=(2.0, 3.0),
+        cate_interval=CATE_INTERVAL,
+        ite=ITE,
+        y=Y,
+        fit_seconds=1.5,
+    )
+    kw.update(overrides)
+    return dataset_metrics(**kw)
+
+
+def test_hand_computed_case():
+    m = full()
+    assert m["sate"] == pytest.approx(3.0)
+    assert m["ate"] == pytest.approx(2.5)
+    assert m["ate_error"] == pytest.approx(-0.5)  # 2.5 - 3
+    assert m["ate_abs_error"] == pytest.approx(0.5)
+    assert m["pehe"] == pytest.approx(math.sqrt(2.5))
+    assert m["cate_r2"] == pytest.approx(1 - 10 / 14)  # = 2/7
+    assert m["pehe_sd_y"] == pytest.approx(math.sqrt(2.5) / 0.5)
+    assert m["pehe_sd_ite"] == pytest.approx(math.sqrt(2.5) / math.sqrt(3.5))  # ddof=0: sqrt(14/4)
+    assert m["cate_coverage"] == pytest.approx(0.75)
+    assert m["cate_width"] == pytest.approx(2.0)
+    assert m["cate_unbounded"] == 0.0
+    assert m["ate_covered"] is True  # SATE 3 on the inclusive upper bound of [2, 3]
+    assert m["ate_width"] == pytest.approx(1.0)
+    assert m["fit_seconds"] == pytest.approx(1.5)
+    assert set(METRIC_KEYS) <= set(m)
+
+
+def test_ate_interval_that_misses():
+    m = full(ate_interval=(2.0, 2.9))
+    assert m["ate_covered"] is False
+    assert m["ate_width"] == pytest.approx(0.9)
+
+
+def test_cate_r2_uses_truth_as_y_true_not_the_papers_convention():
+    # Ours: 1 - 10/14 = 2/7. The paper's released code: y_true = cate, mean(cate) = 2,
+    # SS_tot(cate) = 1 + 1 + 1 + 1 = 4 -> 1 - 10/4 = -1.5. Same data, very different number.
+    ours = full()["cate_r2"]
+    papers = r2_score(CATE, ITE)
+    assert ours == pytest.approx(2 / 7)
+    assert papers == pytest.approx(-1.5)
+    assert ours == pytest.approx(r2_score(ITE, CATE))
+
+
+def test_missing_capabilities_are_none_not_nan():
+    m = full(cate=None, cate_interval=None, ate_interval=None, fit_seconds=None)
+    for key in (
+        "pehe",
+        "cate_r2",
+        "pehe_sd_y",
+        "pehe_sd_ite",
+        "cate_coverage",
+        "cate_width",
+        "cate_unbounded",
+    ):
+        assert m[key] is None, key
+    assert m["ate_covered"] is None and m["ate_width"] is None and m["fit_seconds"] is None
+    assert m["ate_abs_error"] == pytest.approx(0.5)
+
+
+def test_constant_true_effect_makes_r2_and_pehe_sd_ite_undefined():
+    # ite = [2, 2, 2] (sd 0); cate = [1, 2, 3] -> squared errors 1, 0, 1 -> PEHE = sqrt(2/3).
+    m = dataset_metrics(
+        ate=2.0,
+        cate=[1.0, 2.0, 3.0],
+        ate_interval=None,
+        cate_interval=None,
+        ite=[2.0, 2.0, 2.0],
+        y=[0.0, 1.0, 1.0],
+        fit_seconds=None,
+    )
+    assert m["pehe"] == pytest.approx(math.sqrt(2 / 3))
+    assert m["cate_r2"] is None and m["pehe_sd_ite"] is None
+    # y = [0, 1, 1]: mean 2/3, var = (4/9 + 1/9 + 1/9)/3 = 2/9.
+    assert m["pehe_sd_y"] == pytest.approx(math.sqrt(2 / 3) / math.sqrt(2 / 9))
+
+
+def test_constant_outcome_makes_pehe_sd_y_undefined():
+    m = full(y=np.zeros(4))
+    assert m["pehe_sd_y"] is None and m["pehe_sd_ite"] is not None
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"ate": float("nan")},
+        {"ate": float("inf")},
+        {"cate": np.array([1.0, np.nan, 3.0, 3.0])},
+        {"cate_interval": np.array([[0.0, 2.0], [2.0, np.inf], [3.0, 3.0], [0.0, 5.0]])},
+        {"ate_interval": (float("nan"), 3.0)},
+    ],
+)
+def test_non_finite_estimate_fails(override):
+    with pytest.raises(NonFiniteEstimate):
+        full(**override)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"ate": None},
+        {"cate": np.ones(3)},
+        {"cate_interval": np.ones((4, 3))},
+        {"ate_interval": (3.0, 2.0)},
+        {"cate_interval": np.array([[0.0, 2.0], [3.0, 2.0], [3.0, 3.0], [0.0, 5.0]])},
+    ],
+)
+def test_malformed_estimate_fails(override):
+    with pytest.raises(MalformedEstimate):
+        full(**override)
+
+
+INF = np.inf
+# ite = [1, 2, 3, 6]: (-inf, 2] holds 1, [2, 3] holds 2, [3, 3] holds 3, [0, +inf) holds 6 -> coverage 1;
+# the bounded units have widths 1 and 0 -> cate_width 0.5; 2 of 4 units unbounded -> cate_unbounded 0.5.
+HALF_OPEN = np.array([[-INF, 2.0], [2.0, 3.0], [3.0, 3.0], [0.0, INF]])
+
+
+def test_infinite_bounds_fail_by_default():
+    with pytest.raises(NonFiniteEstimate):
+        full(cate_interval=HALF_OPEN)
+    with pytest.raises(NonFiniteEstimate):
+        full(ate_interval=(-INF, 3.0))
+
+
+def test_infinite_bounds_when_allowed():
+    m = full(cate_interval=HALF_OPEN, ate_interval=(-INF, 3.0), allow_infinite_bounds=True)
+    assert m["cate_coverage"] == 1.0
+    assert m["cate_width"] == pytest.approx(0.5)
+    assert m["cate_unbounded"] == pytest.approx(0.5)
+    assert m["ate_covered"] is True and m["ate_width"] is None
+    all_open = np.tile([-INF, INF], (4, 1))
+    m = full(cate_interval=all_open, allow_infinite_bounds=True)
+    assert m["cate_width"] is None and m["cate_unbounded"] == 1.0 and m["cate_coverage"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("override", "error"),
+    [
+        ({"cate_interval": np.array([[np.nan, 2.0], [2.0, 3.0], [3.0, 3.0], [0.0, 5.0]])}, NonFiniteEstimate),
+        ({"cate_interval": np.array([[INF, INF], [2.0, 3.0], [3.0, 3.0], [0.0, 5.0]])}, MalformedEstimate),
+        ({"ate_interval": (-INF, -INF)}, MalformedEstimate),
+        ({"cate": np.array([1.0, INF, 3.0, 3.0])}, NonFiniteEstimate),  # only bounds may be infinite
+        ({"ate": INF}, NonFiniteEstimate),
+    ],
+)
+def test_infinite_bounds_allowed_still_rejects(override, error):
+    with pytest.raises(error):
+        full(allow_infinite_bounds=True, **override)
+
+
+def test_bad_truth_is_a_value_error_not_an_estimator_failure():
+    with pytest.raises(ValueError):
+        full(ite=np.array([1.0, np.nan, 3.0, 6.0]))
+    with pytest.raises(ValueError):
+        full(y=np.ones(3))
+
+
+def test_failed_metrics_are_all_none():
+    m = failed_metrics(sate=3.0, fit_seconds=2.0)
+    assert m["sate"] == 3.0 and m["ate"] is None and m["fit_seconds"] == 2.0
+    assert all(m[k] is None for k in METRIC_KEYS if k != "fit_seconds")
+
+
+def rec(ate, sate, failed=False, **metrics):
+    return {"ate": ate, "sate": sate, "failed": failed, **metrics}
+
+
+RECORDS = [
+    rec(1.0, 0.0, pehe=1.0, cate_r2=0.5, ate_covered=True, fit_seconds=1.0),
+    rec(2.0, 3.0, pehe=2.0, cate_r2=None, ate_covered=False, fit_seconds=3.0),
+    rec(5.0, 4.0, pehe=4.0, cate_r2=0.1, ate_covered=True, fit_seconds=2.0),
+    rec(None, 1.0, failed=True, pehe=None),
+]
+
+
+def test_aggregate_hand_computed():
+    agg = aggregate(RECORDS, n_boot=200)
+    assert agg["n_datasets"] == 4 and agg["n_failures"] == 1
+    # Errors 1, -1, 1 -> RMSE 1.
+    assert agg["ate_rmse"] == pytest.approx(1.0)
+    # SATE = 0, 3, 4, mean 7/3: SS_tot = 49/9 + 4/9 + 25/9 = 26/3; SS_res = 3 -> R² = 1 - 9/26.
+    assert agg["ate_r2"] == pytest.approx(17 / 26)
+    pehe = agg["metrics"]["pehe"]
+    assert pehe["n"] == 3 and pehe["mean"] == pytest.approx(7 / 3) and pehe["median"] == pytest.approx(2.0)
+    lo, hi = pehe["mean_ci"]
+    assert 1.0 <= lo <= 7 / 3 <= hi <= 4.0
+    lo, hi = pehe["median_ci"]
+    assert 1.0 <= lo <= hi <= 4.0
+    r2 = agg["metrics"]["cate_r2"]
+    assert r2["n"] == 2 and r2["mean"] == pytest.approx(0.3)
+    assert agg["metrics"]["ate_covered"]["mean"] == pytest.approx(2 / 3)
+    assert agg["metrics"]["fit_seconds"]["median"] == pytest.approx(2.0)
+    empty = agg["metrics"]["cate_coverage"]
+    assert empty == {"n": 0, "mean": None, "mean_ci": None, "median": None, "median_ci": None}
+
+
+def test_aggregate_bootstrap_is_seeded():
+    a = aggregate(RECORDS, n_boot=300, seed=7)
+    b = aggregate(RECORDS, n_boot=300, seed=7)
+    assert a == b
+    assert aggregate(RECORDS, n_boot=0)["metrics"]["pehe"]["mean_ci"] is None
+
+
+def test_aggregate_edge_cases():
+    agg = aggregate([rec(1.0, 0.0)])
+    assert agg["ate_rmse"] == pytest.approx(1.0) and agg["ate_r2"] is None  # one dataset: R² undefined
+    assert agg["ate_rmse_ci"] == (1.0, 1.0)
+    only_failed = aggregate([rec(None, 1.0, failed=True)])
+    assert only_failed["n_failures"] == 1 and only_failed["ate_rmse"] is None
+    assert aggregate([rec(1.0, 2.0), rec(3.0, 2.0)])["ate_r2"] is None  # equal SATEs: undefined
+    with pytest.raises(ValueError):
+        aggregate([rec(None, 1.0)])  # not failed but no estimate: a harness bug
+
+
+def test_bootstrap_ci_percentiles():
+    # All resamples of a constant are the constant.
+    assert bootstrap_ci(np.full(5, 2.0), lambda a: a.mean(1)) == (2.0, 2.0)
+    assert bootstrap_ci(np.array([]), lambda a: a.mean(1)) is None
+    lo, hi = bootstrap_ci(np.arange(100.0), lambda a: a.mean(1), n_boot=2000, seed=1)
+    # sd of the mean of 0..99 is about 28.9 / 10 = 2.89, so the 95% interval is about 49.5 ± 5.7.
+    assert 42 < lo < 46 and 53 < hi < 57
+
+
+def test_formulas_document_every_metric():
+    for key in (*METRIC_KEYS, "sate", "ate_rmse", "ate_r2", "ddof = 0"):
+        assert key in FORMULAS, key
