@@ -61,13 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate (or fetch from the cache) a dataset family")
     gen.add_argument("spec", help="spec file, or the name of a spec in datasets/ (e.g. oncology)")
-    gen.add_argument("--lm", default="smollm2", help="smollm2 (embedded), tiny-random, an HF id or a local path")
+    gen.add_argument(
+        "--lm", default="smollm2", help="smollm2 (embedded), tiny-random, an HF id or a local path"
+    )
     gen.add_argument("--datasets", type=int, default=1, help="K datasets, seeds seed..seed+K-1")
     gen.add_argument("--units", type=int, default=100, help="N units per dataset")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     gen.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    gen.add_argument("--scoring", default="sum", choices=["sum", "mean"], help="candidate score: sum or mean log-prob")
+    gen.add_argument(
+        "--scoring", default="sum", choices=["sum", "mean"], help="candidate score: sum or mean log-prob"
+    )
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--cache-dir", default=None, help="default: $SDSCM_BENCH_CACHE or the user cache dir")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -38,8 +38,8 @@ class GenerationSettings:
 
 
 def default_max_rows(lm: LanguageModel) -> int:
-    """Candidate rows per forward: small on CPU (memory-bound cache copies), large on a GPU."""
-    return 256 if lm.device.startswith("cuda") else 48
+    """Contexts per forward pass: moderate on CPU (cache copies are memory-bound), large on a GPU."""
+    return 512 if lm.device.startswith("cuda") else 64
 
 
 def _outcome_values(family: Family, scores: np.ndarray, values: np.ndarray, temperature: float) -> np.ndarray:
@@ -125,6 +125,7 @@ def generate_dataset(
         **settings.as_dict(),
         "phrasings": phrasing_choice(family, settings.seed),
         "tokens_computed": sampler._tokens,
+        "token_slots_computed": sampler._slots,
         "generation_seconds": round(time.perf_counter() - start, 3),
         "versions": package_versions(),
         "format_version": FORMAT_VERSION,

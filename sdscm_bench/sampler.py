@@ -9,7 +9,7 @@ do(T = factual t) every variable keeps its factual value.
 
 Units are processed as a tree: rows of the batched KV cache are distinct histories, each
 distinct (variable, context) is scored once per batch, and a batch is split when it would
-need more than ``max_rows`` candidate rows in one forward pass.
+hold more than ``max_rows`` distinct contexts (rows of one forward pass).
 """
 
 from __future__ import annotations
@@ -154,26 +154,26 @@ class Sampler:
                 needs[ctx] = (
                     list(range(len(cands))) if record or (f == UNSET).any() else sorted(set(f.tolist()))
                 )
-            total = sum(len(c) for c in needs.values())
-            if total > self.config.max_rows and len(groups) > 1:
-                self._split(state, units, rows, level, world, groups, needs)
+            if len(groups) > self.config.max_rows:
+                self._split(state, units, rows, level, world, groups)
                 finished_here = False  # the sub-batches recorded their own units
                 break
             if world is self.factual and var == self.treatment:
                 pre_treatment = (state, units, rows)
-            requests: list[tuple[str, int]] = [(ctx, c) for ctx, cs in needs.items() for c in cs]
-            index = {req: i for i, req in enumerate(requests)}
-            parents = [int(rows[groups[ctx][0]]) for ctx, _ in requests]
-            targets = [self.scorer.tokenize(ctx, cands[c]) for ctx, c in requests]
-            tokens_before = state.stats["tokens"]
-            state, flat = self.scorer.extend(state, parents, targets)
-            self._tokens += state.stats["tokens"] - tokens_before
+            contexts_in_order = list(groups)
+            batch = [
+                (int(rows[groups[ctx][0]]), [self.scorer.tokenize(ctx, cands[c]) for c in needs[ctx]])
+                for ctx in contexts_in_order
+            ]
+            before = dict(state.stats)
+            state, scores = self.scorer.extend(state, batch)
+            self._tokens += state.stats["tokens"] - before["tokens"]
+            self._slots += state.stats["slots"] - before["slots"]
             new_rows = np.empty(len(units), dtype=np.int64)
-            for ctx, members in groups.items():
-                if len(needs[ctx]) == len(cands):
-                    sc = np.array([flat[index[(ctx, c)]] for c in range(len(cands))])
-                else:
-                    sc = None
+            offset = 0
+            for ctx, group_scores in zip(contexts_in_order, scores, strict=True):
+                members, needed = groups[ctx], needs[ctx]
+                sc = np.array(group_scores) if len(needed) == len(cands) else None
                 for pos in members:
                     u = units[pos]
                     if forced[pos] != UNSET:
@@ -183,7 +183,8 @@ class Sampler:
                     world.values[var][u] = value
                     if record:
                         world.scores[var][u] = sc
-                    new_rows[pos] = index[(ctx, value)]
+                    new_rows[pos] = offset + needed.index(value)
+                offset += len(needed)
             rows = new_rows
             level += 1
         if world is self.factual:
@@ -203,16 +204,18 @@ class Sampler:
             if differ.any():
                 self._run(state, units[differ], rows[differ], level, world)
 
-    def _split(self, state, units, rows, level, world, groups, needs) -> None:
+    def _split(self, state, units, rows, level, world, groups) -> None:
+        """Run the units in sub-batches of at most ``max_rows`` distinct contexts each."""
         batch: list[int] = []
         size = 0
-        for ctx, members in groups.items():
-            if batch and size + len(needs[ctx]) > self.config.max_rows:
+        for members in groups.values():
+            if size == self.config.max_rows:
                 self._run(state, units[batch], rows[batch], level, world)
                 batch, size = [], 0
             batch.extend(members)
-            size += len(needs[ctx])
+            size += 1
         if batch:
             self._run(state, units[batch], rows[batch], level, world)
 
-    _tokens: int = 0
+    _tokens: int = 0  # tokens run through the model
+    _slots: int = 0  # tokens plus padding

@@ -66,26 +66,69 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 @dataclass
 class KVState:
-    """Batched KV cache: ``layers[l] = (keys, values)`` of shape [rows, heads, columns, dim].
+    """Batched KV cache: ``layers[l] = (keys, values)`` of shape [physical rows, heads, columns, dim].
 
-    ``columns[r]`` maps row r's logical positions to cache columns; other columns are holes.
+    Logical row r is the token sequence ``tokens[r]``, stored in physical row ``phys[r]`` at
+    cache columns ``columns[r]``; several logical rows (the candidates scored after one context)
+    share a physical row, each seeing only its own branch. Other columns are holes.
     """
 
     tokens: list[tuple[int, ...]]
     columns: list[list[int]]
+    phys: list[int]
     layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-    stats: dict[str, int] = field(default_factory=lambda: {"tokens": 0, "forwards": 0})
+    stats: dict[str, int] = field(default_factory=lambda: {"tokens": 0, "forwards": 0, "slots": 0})
 
     @classmethod
     def empty(cls, rows: int = 1) -> KVState:
-        return cls(tokens=[() for _ in range(rows)], columns=[[] for _ in range(rows)])
+        return cls(
+            tokens=[() for _ in range(rows)], columns=[[] for _ in range(rows)], phys=list(range(rows))
+        )
 
     def __len__(self) -> int:
         return len(self.tokens)
 
 
+@dataclass
+class _Packed:
+    """One physical row of a forward pass: a shared context segment, then one branch per candidate."""
+
+    keep: int  # cached positions reused from the parent row
+    shared_end: int  # positions [keep, shared_end) are common to every candidate
+    tokens: list[int]
+    segment: list[int]  # -1 for the shared segment, i for candidate i's branch
+    branch_start: list[int]  # local index where candidate i's branch begins
+
+    def local(self, i: int, position: int) -> int:
+        if position < self.shared_end:
+            return position - self.keep
+        return self.branch_start[i] + position - self.shared_end
+
+
+def _pack(parent_tokens: Sequence[int], targets: Sequence[Tokenized]) -> _Packed:
+    first = targets[0].ids
+    keep = min(
+        min(_common_prefix(parent_tokens, t.ids) for t in targets), min(t.cand_start for t in targets) - 1
+    )
+    shared = min(_common_prefix(first, t.ids) for t in targets)
+    shared_end = max(keep, min(shared, min(len(t.ids) for t in targets)))
+    tokens = list(first[keep:shared_end])
+    segment = [-1] * len(tokens)
+    branch_start = []
+    for i, t in enumerate(targets):
+        branch_start.append(len(tokens))
+        tokens.extend(t.ids[shared_end:])
+        segment.extend([i] * (len(t.ids) - shared_end))
+    return _Packed(keep, shared_end, tokens, segment, branch_start)
+
+
 class CandidateScorer:
-    """Scores candidates after contexts with one batched forward per call."""
+    """Scores every candidate of many contexts in one forward pass.
+
+    Each context is one physical row: its new context tokens once, then each candidate's
+    tokens as a branch that attends to the context and to itself only (a tree attention mask),
+    with explicit position ids so every branch sees exactly the positions it would alone.
+    """
 
     def __init__(self, lm: LanguageModel, mode: str = "sum") -> None:
         if mode not in SCORING_MODES:
@@ -99,78 +142,105 @@ class CandidateScorer:
 
     def _gather_past(
         self, state: KVState, parents: Sequence[int], keep: Sequence[int]
-    ) -> tuple[DynamicCache | None, torch.Tensor, int]:
-        """Left-aligned cache of the first ``keep[i]`` logical positions of each parent row."""
-        width = max(keep) if keep else 0
-        mask = torch.zeros((len(parents), width), dtype=torch.long)
-        for i, k in enumerate(keep):
-            mask[i, :k] = 1
+    ) -> DynamicCache | None:
+        """Left-aligned cache holding the first ``keep[g]`` logical positions of each parent row."""
+        width = max(keep)
         if width == 0 or state.layers is None:
-            return None, mask.to(self.device), 0
+            return None
         cols = torch.zeros((len(parents), width), dtype=torch.long)
-        for i, (p, k) in enumerate(zip(parents, keep, strict=True)):
+        for g, (p, k) in enumerate(zip(parents, keep, strict=True)):
             if k:
-                cols[i, :k] = torch.as_tensor(state.columns[p][:k])
-        rows = torch.as_tensor(list(parents), dtype=torch.long)[:, None].expand(-1, width)
+                cols[g, :k] = torch.as_tensor(state.columns[p][:k])
+        rows = torch.as_tensor([state.phys[p] for p in parents], dtype=torch.long)[:, None].expand(-1, width)
         rows, cols = rows.to(self.device), cols.to(self.device)
         data = [(k[rows, :, cols].transpose(1, 2), v[rows, :, cols].transpose(1, 2)) for k, v in state.layers]
-        return DynamicCache(ddp_cache_data=data), mask.to(self.device), width
+        return DynamicCache(ddp_cache_data=data)
+
+    def _mask(self, packed: Sequence[_Packed], width: int, n_new: int) -> torch.Tensor:
+        """Boolean [rows, 1, n_new, width + n_new]: cached prefix, causal context, own branch only."""
+        seg = torch.full((len(packed), n_new), -2, dtype=torch.long)
+        past = torch.zeros((len(packed), width), dtype=torch.bool)
+        for g, pk in enumerate(packed):
+            seg[g, : len(pk.segment)] = torch.as_tensor(pk.segment, dtype=torch.long)
+            past[g, : pk.keep] = True
+        causal = torch.tril(torch.ones((n_new, n_new), dtype=torch.bool))
+        key_seg, query_seg = seg[:, None, :], seg[:, :, None]
+        new = causal & ((key_seg == -1) | (key_seg == query_seg)) & (query_seg != -2)
+        new |= torch.eye(n_new, dtype=torch.bool)[None] & (query_seg == -2)  # padding sees itself only
+        past = past[:, None, :].expand(-1, n_new, -1) & (query_seg != -2)
+        return torch.cat([past, new], dim=2)[:, None]
 
     @torch.inference_mode()
     def extend(
-        self, state: KVState, parents: Sequence[int], targets: Sequence[Tokenized]
-    ) -> tuple[KVState, list[float]]:
-        """New rows ``targets[i]`` continuing ``state`` row ``parents[i]``; returns candidate scores."""
-        keep = [
-            min(_common_prefix(state.tokens[p], t.ids), t.cand_start - 1)
-            for p, t in zip(parents, targets, strict=True)
-        ]
-        past, past_mask, width = self._gather_past(state, parents, keep)
-        lengths = [len(t.ids) - k for t, k in zip(targets, keep, strict=True)]
-        n_new = max(lengths)
-        input_ids = torch.zeros((len(targets), n_new), dtype=torch.long)
-        new_mask = torch.zeros((len(targets), n_new), dtype=torch.long)
-        for i, (t, k) in enumerate(zip(targets, keep, strict=True)):
-            input_ids[i, : lengths[i]] = torch.as_tensor(t.ids[k:])
-            new_mask[i, : lengths[i]] = 1
-        positions = torch.as_tensor(keep)[:, None] + torch.arange(n_new)[None, :]
+        self, state: KVState, groups: Sequence[tuple[int, Sequence[Tokenized]]]
+    ) -> tuple[KVState, list[list[float]]]:
+        """Score each group's candidates after its context, continuing logical row ``parent``.
+
+        Returns the new state, whose logical rows are the groups' targets in order, and the
+        scores per group.
+        """
+        packed = [_pack(state.tokens[p], targets) for p, targets in groups]
+        keep = [pk.keep for pk in packed]
+        past = self._gather_past(state, [p for p, _ in groups], keep)
+        width = max(keep) if past is not None else 0
+        n_new = max(len(pk.tokens) for pk in packed)
+        input_ids = torch.zeros((len(packed), n_new), dtype=torch.long)
+        positions = torch.zeros((len(packed), n_new), dtype=torch.long)
+        for g, pk in enumerate(packed):
+            input_ids[g, : len(pk.tokens)] = torch.as_tensor(pk.tokens)
+            pos = list(range(pk.keep, pk.shared_end))
+            for i, t in enumerate(groups[g][1]):
+                pos.extend(range(pk.shared_end, len(t.ids)))
+            positions[g, : len(pos)] = torch.as_tensor(pos)
         out = self.base(
             input_ids=input_ids.to(self.device),
-            attention_mask=torch.cat([past_mask, new_mask.to(self.device)], dim=1),
+            attention_mask=self._mask(packed, width, n_new).to(self.device),
             position_ids=positions.to(self.device),
             cache=past if past is not None else DynamicCache(),
             use_cache=True,
         )
         hidden = out.last_hidden_state
-        # Logits only where a candidate token is predicted: position j predicts token j+1.
-        row_idx, pos_idx, tgt_ids, owner = [], [], [], []
-        for i, (t, k) in enumerate(zip(targets, keep, strict=True)):
-            for j in range(t.cand_start, len(t.ids)):
-                row_idx.append(i)
-                pos_idx.append(j - 1 - k)
-                tgt_ids.append(t.ids[j])
-                owner.append(i)
-        logits = self.head(hidden[torch.as_tensor(row_idx), torch.as_tensor(pos_idx)]).float()
-        token_lp = torch.log_softmax(logits, dim=-1).gather(
-            1, torch.as_tensor(tgt_ids, device=self.device)[:, None]
-        )
-        sums = torch.zeros(len(targets), dtype=torch.float64, device=self.device)
-        sums.index_add_(0, torch.as_tensor(owner, device=self.device), token_lp[:, 0].double())
-        counts = [len(t.ids) - t.cand_start for t in targets]
-        scores = sums.cpu().tolist()
+        # Logits only where a candidate token is predicted: position j-1 predicts token j.
+        row_idx, loc_idx, tgt_ids, owner = [], [], [], []
+        tokens, columns, phys, counts = [], [], [], []
+        for g, (pk, (_, targets)) in enumerate(zip(packed, groups, strict=True)):
+            for i, t in enumerate(targets):
+                for j in range(t.cand_start, len(t.ids)):
+                    row_idx.append(g)
+                    loc_idx.append(pk.local(i, j - 1))
+                    tgt_ids.append(t.ids[j])
+                    owner.append(len(tokens))
+                tokens.append(t.ids)
+                columns.append(
+                    list(range(pk.keep)) + [width + pk.local(i, q) for q in range(pk.keep, len(t.ids))]
+                )
+                phys.append(g)
+                counts.append(len(t.ids) - t.cand_start)
+        logits = self.head(hidden[torch.as_tensor(row_idx), torch.as_tensor(loc_idx)]).float()
+        targets_t = torch.as_tensor(tgt_ids, device=self.device)[:, None]
+        token_lp = torch.log_softmax(logits, dim=-1).gather(1, targets_t)[:, 0].double()
+        sums = torch.zeros(len(tokens), dtype=torch.float64, device=self.device)
+        sums.index_add_(0, torch.as_tensor(owner, device=self.device), token_lp)
+        flat = sums.cpu().tolist()
         if self.mode == "mean":
-            scores = [s / c for s, c in zip(scores, counts, strict=True)]
+            flat = [s / c for s, c in zip(flat, counts, strict=True)]
         layers = [(layer.keys, layer.values) for layer in out.cache.layers]
-        columns = [list(range(k)) + list(range(width, width + n)) for k, n in zip(keep, lengths, strict=True)]
-        stats = {"tokens": state.stats["tokens"] + sum(lengths), "forwards": state.stats["forwards"] + 1}
-        new_state = KVState([t.ids for t in targets], columns, layers, stats)
-        return new_state, scores
+        stats = {
+            "tokens": state.stats["tokens"] + sum(len(pk.tokens) for pk in packed),
+            "forwards": state.stats["forwards"] + 1,
+            "slots": state.stats["slots"] + len(packed) * n_new,  # tokens plus padding
+        }
+        scores, at = [], 0
+        for _, targets in groups:
+            scores.append(flat[at : at + len(targets)])
+            at += len(targets)
+        return KVState(tokens, columns, phys, layers, stats), scores
 
     def score(self, context: str, candidates: Sequence[str]) -> list[float]:
-        """Scores of candidates after one context, in one batched forward (convenience API)."""
+        """Scores of candidates after one context, in one forward pass (convenience API)."""
         targets = [self.tokenize(context, c) for c in candidates]
-        _, scores = self.extend(KVState.empty(1), [0] * len(targets), targets)
-        return scores
+        _, scores = self.extend(KVState.empty(1), [(0, targets)])
+        return scores[0]
 
 
 @torch.inference_mode()

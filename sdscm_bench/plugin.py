@@ -1,0 +1,1 @@
+"""pytest plugin of sdscm-bench (work in progress)."""
