@@ -1,1 +1,800 @@
-"""pytest plugin of sdscm-bench (work in progress)."""
+"""pytest plugin: benchmark causal effect estimators on SD-SCM data, one test item per estimator × LM × setting.
+
+Usage::
+
+    pytest --estimator=xlearner,diff_in_means --lm paper-gpt2      # benchmark mode
+    pytest --benchmark -n 2                                        # every available estimator
+    pytest --estimator=xlearner --compare leaderboard/baseline.json  # CI regression gate
+
+Benchmark mode (``--estimator`` or ``--benchmark``) runs only the benchmark items (those marked
+``benchmark``, i.e. ``tests/test_benchmark.py``); other tests are deselected. Without it, the benchmark
+module yields one skipped placeholder, so a plain ``pytest`` runs the unit tests only.
+
+Every option also has an ini key in ``[tool.pytest.ini_options]`` (``sdscm_<option>``); precedence is
+command line > environment variable (``SDSCM_PAPER_DATA``, ``SDSCM_BENCH_CACHE``) > ini > built-in default.
+The ini estimator list is only the default list: benchmark mode still needs ``--estimator`` or
+``--benchmark``, so that a configured project keeps running its unit tests by default.
+
+Per dataset the item fits the estimator (seed derived from the dataset's fingerprint, so the same data
+always get the same seed whatever subset or order a run uses), scores it and records one row; an
+estimator that raises or returns a NaN/malformed estimate gives a failed row, never a stopped session.
+At the end of the session the controller (the only writer under pytest-xdist) merges the rows into the
+results JSON and re-renders the markdown leaderboard next to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shlex
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from sdscm_bench.dataset import SDSCMDataset
+    from sdscm_bench.spec import Family
+
+BENCHMARK_REASON = "benchmark items run with --estimator or --benchmark"
+PAPER_PREFIX = "paper-"
+PAPER_DATA_ENV = "SDSCM_PAPER_DATA"
+CACHE_ENV = "SDSCM_BENCH_CACHE"
+DEFAULT_FAMILY = "oncology"
+DEFAULT_GENERATED_LM = "smollm2"
+DEFAULT_N_DATASETS = 3
+DEFAULT_UNITS = 100
+DEFAULT_LEADERBOARD = "leaderboard/leaderboard.md"
+RESULTS_NAME = "results.json"
+WORKER_OUTPUT_KEY = "sdscm_bench_records"
+HEADER_PACKAGES = ("sdscm-bench", "numpy", "scikit-learn", "torch", "transformers", "pytest")
+MAX_ERROR_CHARS = 2000
+
+
+class SdscmBenchWarning(UserWarning):
+    """Something the benchmark user should see but that does not fail an item (e.g. nothing to compare)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark item: an estimator on the datasets of one LM, observing one setting's covariates."""
+
+    estimator: str
+    lm: str
+    setting: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.estimator}-{slug(self.lm)}-{slug(self.setting)}"
+
+
+def slug(text: str) -> str:
+    """A test-id-safe form of a name (``all covariates`` -> ``all_covariates``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
+
+
+def _split(values: Sequence[str] | str | None) -> list[str]:
+    """Comma-separated and/or repeated option values, flattened, stripped, de-duplicated in order."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    out: list[str] = []
+    for value in values:
+        for part in str(value).split(","):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sdscm-bench", "sdscm-bench: benchmark causal effect estimators")
+
+    def add(flag: str, ini: str, ini_type: str, ini_help: str, **kwargs: Any) -> None:
+        group.addoption(flag, dest=ini, **kwargs)
+        parser.addini(ini, ini_help, type=ini_type, default=False if ini_type == "bool" else "")
+
+    add(
+        "--estimator", "sdscm_estimator", "string", "default estimators for --benchmark (comma-separated)",
+        action="append", metavar="NAME[,NAME...]",
+        help="Benchmark mode: run the benchmark items for these estimators (comma-separated or repeated; "
+        "'all' for every available one). In benchmark mode ONLY benchmark items run: unit tests are "
+        "deselected. Default list for --benchmark: ini sdscm_estimator, else all available.",
+    )  # fmt: skip
+    group.addoption(
+        "--benchmark", action="store_true", default=False, dest="sdscm_benchmark",
+        help="Benchmark mode with the default estimators (ini sdscm_estimator, else all available); "
+        "unit tests are deselected.",
+    )  # fmt: skip
+    add(
+        "--lm", "sdscm_lm", "string", "default --lm (comma-separated)", action="append", metavar="LM[,LM...]",
+        help="Data: paper-gpt2, paper-llama-3-8b (released datasets), smollm2 (embedded), tiny-random, or an "
+        "HF id/local path (generated with --family). Default: both paper LMs when the paper data exist, "
+        f"else {DEFAULT_GENERATED_LM}.",
+    )  # fmt: skip
+    add(
+        "--setting", "sdscm_setting", "string", "default --setting (comma-separated)", action="append",
+        metavar="NAME[,NAME...]",
+        help="Confounding settings (e.g. all_covariates, hidden_confounding; spaces or underscores). "
+        "Default: every setting of the family.",
+    )  # fmt: skip
+    add(
+        "--family", "sdscm_family", "string", "default --family", metavar="SPEC",
+        help=f"Spec file, or a spec name in datasets/, for generated LMs (default {DEFAULT_FAMILY}). "
+        "Paper LMs always use the paper's oncology family.",
+    )  # fmt: skip
+    add(
+        "--n-datasets", "sdscm_n_datasets", "string", "default --n-datasets", metavar="K",
+        help=f"Datasets per LM (default {DEFAULT_N_DATASETS}); paper LMs take the first K released ones.",
+    )  # fmt: skip
+    add(
+        "--units", "sdscm_units", "string", "default --units", metavar="N",
+        help=f"Units per generated dataset (default {DEFAULT_UNITS}); ignored for paper LMs.",
+    )  # fmt: skip
+    add(
+        "--paper-data", "sdscm_paper_data", "string", f"default --paper-data (env {PAPER_DATA_ENV} wins)",
+        metavar="PATH",
+        help=f"Folder with gpt2.parquet and llama-3-8b.parquet (default ${PAPER_DATA_ENV}, else "
+        "<repo>/../shared/sdscm-paper-data).",
+    )  # fmt: skip
+    add(
+        "--leaderboard", "sdscm_leaderboard", "string", "default --leaderboard", metavar="PATH",
+        help=f"Markdown leaderboard to write (default {DEFAULT_LEADERBOARD} under the rootdir); the "
+        f"results JSON goes next to it as {RESULTS_NAME}. Rows of other runs are kept.",
+    )  # fmt: skip
+    add(
+        "--compare", "sdscm_compare", "string", "default --compare", metavar="BASELINE_JSON",
+        help="Fail an item whose estimator regressed against this results JSON (paired by dataset).",
+    )  # fmt: skip
+    add(
+        "--box-plots", "sdscm_box_plots", "bool", "write box plots (true/false)",
+        action="store_true", default=None,
+        help="Also write per-dataset CATE R² / standardized PEHE box plots (PNG) next to the leaderboard.",
+    )  # fmt: skip
+    add(
+        "--sdscm-cache-dir", "sdscm_cache_dir", "string", f"default --sdscm-cache-dir (env {CACHE_ENV} wins)",
+        metavar="PATH",
+        help=f"Cache of generated datasets and converted models (default ${CACHE_ENV}, else the user cache).",
+    )  # fmt: skip
+
+
+@dataclass
+class Options:
+    """The resolved benchmark options (command line > environment > ini > default)."""
+
+    estimators: list[str]
+    lms: list[str]
+    settings: list[str]  # as given; empty means every setting of each LM's family
+    family: Path
+    n_datasets: int
+    units: int
+    paper_data: Path | None
+    leaderboard_md: Path
+    results_json: Path
+    compare: Path | None
+    box_plots: bool
+    cache_dir: Path | None
+
+    def as_header(self) -> dict[str, Any]:
+        """What the run was asked to do, for the results file's run header."""
+        return {
+            "estimators": self.estimators,
+            "lms": self.lms,
+            "settings": self.settings or "all",
+            "family": str(self.family),
+            "n_datasets": self.n_datasets,
+            "units": self.units,
+            "paper_data": None if self.paper_data is None else str(self.paper_data),
+            "compare": None if self.compare is None else str(self.compare),
+        }
+
+
+def _raw(config: pytest.Config, ini: str, env: str | None = None) -> tuple[Any, Path | None]:
+    """The option's raw value and the directory a relative path in it is relative to."""
+    value = config.getoption(ini)
+    if value not in (None, [], ""):
+        return value, config.invocation_params.dir
+    if env and os.environ.get(env, "").strip():
+        return os.environ[env].strip(), Path.cwd()
+    value = config.getini(ini)
+    if value not in (None, "", []):
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        return value, base
+    return None, None
+
+
+def _path(config: pytest.Config, ini: str, env: str | None = None) -> Path | None:
+    value, base = _raw(config, ini, env)
+    if value is None:
+        return None
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() or base is None else base / path
+
+
+def _positive_int(config: pytest.Config, ini: str, flag: str, default: int) -> int:
+    value, _ = _raw(config, ini)
+    if value is None:
+        return default
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise pytest.UsageError(f"{flag}: expected a positive integer, got {value!r}")
+    return number
+
+
+def _resolve_estimators(config: pytest.Config) -> list[str]:
+    from estimators.registry import available, unavailable
+
+    value, _ = _raw(config, "sdscm_estimator")
+    names = _split(value)
+    usable = available()
+    if not names or "all" in names:
+        names = [n for n in names if n != "all"] + [n for n in usable if n not in names]
+    missing = unavailable()
+    for name in names:
+        if name in usable:
+            continue
+        listing = ", ".join(usable) or "(none)"
+        if name in missing:
+            raise pytest.UsageError(
+                f"--estimator: {name!r} is unavailable here: {missing[name]}. Available: {listing}"
+            )
+        raise pytest.UsageError(
+            f"--estimator: unknown estimator {name!r}. Available estimators: {listing} (or 'all')"
+        )
+    return names
+
+
+def _resolve_lms(config: pytest.Config, paper_data: Path | None) -> list[str]:
+    from sdscm_bench.paper_data import PAPER_LMS
+
+    value, _ = _raw(config, "sdscm_lm")
+    lms = _split(value)
+    if not lms:
+        present = [lm for lm in PAPER_LMS if paper_data is not None and (paper_data / f"{lm}.parquet").is_file()]
+        return [PAPER_PREFIX + lm for lm in present] or [DEFAULT_GENERATED_LM]
+    for lm in lms:
+        if not lm.startswith(PAPER_PREFIX):
+            continue
+        name = lm.removeprefix(PAPER_PREFIX)
+        if name not in PAPER_LMS:
+            known = ", ".join(PAPER_PREFIX + p for p in PAPER_LMS)
+            raise pytest.UsageError(f"--lm: unknown paper LM {lm!r}; the released data cover {known}")
+        if paper_data is None or not paper_data.is_dir():
+            where = paper_data if paper_data is not None else "(none found)"
+            raise pytest.UsageError(
+                f"--lm {lm}: the paper data folder {where} does not exist; pass --paper-data PATH or set "
+                f"{PAPER_DATA_ENV} to the folder holding {name}.parquet"
+            )
+        if not (paper_data / f"{name}.parquet").is_file():
+            raise pytest.UsageError(
+                f"--lm {lm}: {paper_data / f'{name}.parquet'} not found; pass --paper-data PATH (or set "
+                f"{PAPER_DATA_ENV}) pointing at the folder holding {name}.parquet"
+            )
+    return lms
+
+
+def resolve_options(config: pytest.Config) -> Options:
+    """Read and check every option; a bad value raises ``pytest.UsageError`` naming the option and the fix."""
+    from sdscm_bench.families import resolve_spec
+    from sdscm_bench.paper_data import default_paper_data_dir
+
+    paper_data = _path(config, "sdscm_paper_data", PAPER_DATA_ENV) or default_paper_data_dir()
+    family_value, family_base = _raw(config, "sdscm_family")
+    spec = str(family_value) if family_value is not None else DEFAULT_FAMILY
+    family = resolve_spec(spec)
+    if not family.is_absolute() and family_base is not None and not family.exists():
+        family = family_base / family
+    md = _path(config, "sdscm_leaderboard") or config.rootpath / DEFAULT_LEADERBOARD
+    if md.suffix.lower() != ".md":
+        raise pytest.UsageError(
+            f"--leaderboard: expected the markdown file's path (ending in .md), got {md}; "
+            f"{RESULTS_NAME} is written next to it"
+        )
+    compare = _path(config, "sdscm_compare")
+    box_value, _ = _raw(config, "sdscm_box_plots")
+    settings_value, _ = _raw(config, "sdscm_setting")
+    return Options(
+        estimators=_resolve_estimators(config),
+        lms=_resolve_lms(config, paper_data),
+        settings=_split(settings_value),
+        family=family,
+        n_datasets=_positive_int(config, "sdscm_n_datasets", "--n-datasets", DEFAULT_N_DATASETS),
+        units=_positive_int(config, "sdscm_units", "--units", DEFAULT_UNITS),
+        paper_data=paper_data,
+        leaderboard_md=md,
+        results_json=md.with_name(RESULTS_NAME),
+        compare=compare,
+        box_plots=bool(box_value),
+        cache_dir=_path(config, "sdscm_cache_dir", CACHE_ENV),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Session state
+
+
+def dataset_fingerprint(ds: SDSCMDataset) -> str:
+    """The content hash of a dataset: released data carry ``fingerprint``, generated data ``cache_key``."""
+    fp = ds.meta.get("fingerprint") or ds.meta.get("cache_key")
+    if not fp:
+        raise ValueError(f"dataset {ds.name!r} has no fingerprint or cache_key in its metadata")
+    return str(fp)
+
+
+def dataset_seed(fingerprint: str) -> int:
+    """The fit seed: a fixed function of the dataset's content, so reruns and subsets reproduce fits."""
+    return int(hashlib.sha256(fingerprint.encode()).hexdigest()[:8], 16) % (2**31 - 1)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = repr(exc)
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
+def _plain(obj: Any) -> Any:
+    """JSON default for numpy scalars and paths in records sent from xdist workers."""
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+@dataclass
+class BenchSession:
+    """The benchmark state of one pytest process: options, cached datasets per LM and the records made."""
+
+    config: pytest.Config
+    options: Options | None  # None outside benchmark mode
+    baseline: list[dict[str, Any]] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    written: dict[str, Any] = field(default_factory=dict)
+    _datasets: dict[str, list[SDSCMDataset]] = field(default_factory=dict)
+    _families: dict[str, Family] = field(default_factory=dict)
+    _thread_limiter: Any = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.options is not None
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    def _opts(self) -> Options:
+        if self.options is None:
+            raise pytest.UsageError(BENCHMARK_REASON)
+        return self.options
+
+    # -- what to run ------------------------------------------------------------------------------
+
+    def family(self, lm: str) -> Family:
+        """The family an LM's datasets come from: the paper's for paper LMs, ``--family`` otherwise."""
+        if lm not in self._families:
+            from sdscm_bench.errors import SdscmError
+            from sdscm_bench.paper_data import oncology_family
+            from sdscm_bench.spec import load_family
+
+            opts = self._opts()
+            try:
+                if lm.startswith(PAPER_PREFIX):
+                    self._families[lm] = oncology_family()
+                else:
+                    if not opts.family.exists():
+                        raise pytest.UsageError(
+                            f"--family: spec {opts.family} not found; pass a spec file or the name of a spec "
+                            "in datasets/ (oncology, confounder, collider, agriculture)"
+                        )
+                    self._families[lm] = load_family(opts.family)
+            except SdscmError as exc:
+                raise pytest.UsageError(f"--family: {exc}") from None
+        return self._families[lm]
+
+    def settings(self, lm: str) -> list[str]:
+        """The family's setting names selected by ``--setting`` (matched with spaces or underscores)."""
+        names = list(self.family(lm).settings)
+        wanted = self._opts().settings
+        if not wanted:
+            return names
+        chosen = []
+        for want in wanted:
+            match = [n for n in names if n == want or slug(n) == slug(want)]
+            if not match:
+                raise pytest.UsageError(
+                    f"--setting: unknown setting {want!r} for LM {lm} (family {self.family(lm).name}); "
+                    f"its settings are {', '.join(slug(n) for n in names)}"
+                )
+            chosen += [m for m in match if m not in chosen]
+        return chosen
+
+    def cases(self) -> list[Case]:
+        opts = self._opts()
+        return [Case(e, lm, s) for e in opts.estimators for lm in opts.lms for s in self.settings(lm)]
+
+    def check_paper_sizes(self) -> None:
+        """Fail early when a paper LM has fewer released datasets than ``--n-datasets`` asks for."""
+        from sdscm_bench.paper_data import PaperDataError, paper_dataset_ids
+
+        opts = self._opts()
+        for lm in opts.lms:
+            if lm.startswith(PAPER_PREFIX):
+                assert opts.paper_data is not None
+                try:
+                    ids = paper_dataset_ids(opts.paper_data, lm.removeprefix(PAPER_PREFIX))
+                except PaperDataError as exc:
+                    raise pytest.UsageError(f"--lm {lm}: {exc}") from None
+                if len(ids) < opts.n_datasets:
+                    raise pytest.UsageError(
+                        f"--n-datasets {opts.n_datasets}: {lm} has only {len(ids)} released datasets"
+                    )
+
+    # -- data -------------------------------------------------------------------------------------
+
+    def datasets(self, lm: str) -> list[SDSCMDataset]:
+        """The LM's datasets, loaded or generated on first use and kept for the rest of the session."""
+        if lm not in self._datasets:
+            opts = self._opts()
+            if lm.startswith(PAPER_PREFIX):
+                from sdscm_bench.paper_data import load_paper_dataset, paper_dataset_ids
+
+                assert opts.paper_data is not None
+                name = lm.removeprefix(PAPER_PREFIX)
+                ids = paper_dataset_ids(opts.paper_data, name)[: opts.n_datasets]
+                self._datasets[lm] = [load_paper_dataset(opts.paper_data, name, i) for i in ids]
+            else:
+                from sdscm_bench.families import FamilyRequest, load_or_generate
+
+                request = FamilyRequest(
+                    spec=opts.family,
+                    lm=lm,
+                    n_datasets=opts.n_datasets,
+                    n_units=opts.units,
+                    cache_dir=opts.cache_dir,
+                )
+                with self._visible_output() as visible:
+                    self._datasets[lm] = load_or_generate(request, progress=visible)
+        return self._datasets[lm]
+
+    @contextlib.contextmanager
+    def _visible_output(self) -> Iterator[bool]:
+        """Show the generation progress bar (minutes for real LMs) through pytest's output capture."""
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if self.is_worker or capman is None:
+            yield False
+            return
+        with capman.global_and_fixture_disabled():
+            sys.stderr.write("\n")
+            yield True
+
+    # -- the work ---------------------------------------------------------------------------------
+
+    def evaluate(self, case: Case, datasets: Sequence[SDSCMDataset]) -> list[dict[str, Any]]:
+        """Fit and score ``case.estimator`` on every dataset; one record each, failures included."""
+        from estimators.registry import available, get_adapter
+
+        adapter = None
+        try:
+            adapter = get_adapter(case.estimator)
+            ident = {
+                "estimator": case.estimator,
+                "library": adapter.library,
+                "library_version": adapter.version,
+                "adapter_fingerprint": adapter.fingerprint(),
+            }
+            setup_error = None
+        except Exception as exc:  # a broken adapter class fails its rows, not the session
+            cls = available().get(case.estimator)
+            ident = {
+                "estimator": case.estimator,
+                "library": getattr(cls, "library", None),
+                "library_version": None,
+                "adapter_fingerprint": "unavailable",
+            }
+            setup_error = _error_text(exc)
+        ident |= {"lm": case.lm, "setting": case.setting}
+        records = [self._score(adapter, setup_error, ds, case.setting, ident) for ds in datasets]
+        self.records.extend(records)
+        return records
+
+    @staticmethod
+    def _score(
+        adapter: Any, setup_error: str | None, ds: SDSCMDataset, setting: str, ident: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        from sdscm_bench.metrics import dataset_metrics, failed_metrics
+
+        fingerprint = dataset_fingerprint(ds)
+        seed = dataset_seed(fingerprint)
+        t, y, ite = ds.t, ds.y, ds.ite
+        record: dict[str, Any] = {
+            **ident,
+            "family": ds.family.name,
+            "dataset": ds.name,
+            "dataset_fingerprint": fingerprint,
+            "seed": seed,
+            "n_units": int(len(t)),
+        }
+        if setup_error is not None:
+            return record | failed_metrics(sate=float(ite.mean())) | {"failed": True, "error": setup_error}
+        X = ds.covariates(setting)
+        started = time.perf_counter()
+        seconds: float | None = None
+        try:
+            est = adapter.run(X, t, y, seed)
+            seconds = time.perf_counter() - started
+            metrics = dataset_metrics(
+                ate=est.ate,
+                cate=est.cate,
+                ate_interval=est.ate_interval,
+                cate_interval=est.cate_interval,
+                ite=ite,
+                y=y,
+                fit_seconds=seconds,
+                allow_infinite_bounds=True,
+            )
+        except (Exception, SystemExit) as exc:  # any estimator failure is a result, not a crash
+            if seconds is None:
+                seconds = time.perf_counter() - started
+            failed = failed_metrics(sate=float(ite.mean()), fit_seconds=seconds)
+            return record | failed | {"failed": True, "error": _error_text(exc)}
+        return record | metrics | {"failed": False, "error": None}
+
+    def regressions(self, case: Case, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """``--compare``: the gate's messages for this item; warns when the baseline has none of its datasets."""
+        if self.baseline is None:
+            return []
+        from sdscm_bench.gate import compare, pair_records
+
+        if not pair_records(self.baseline, records):
+            warnings.warn(
+                SdscmBenchWarning(
+                    f"--compare {self._opts().compare}: the baseline shares no datasets with {case.id} "
+                    "(same estimator, LM, setting and dataset fingerprint); nothing was compared"
+                ),
+                stacklevel=2,
+            )
+            return []
+        return [reg.message for reg in compare(self.baseline, records)]
+
+    # -- threads ----------------------------------------------------------------------------------
+
+    def limit_threads(self) -> None:
+        """On an xdist worker, give each worker its share of the cores (oversubscription is ~4x slower)."""
+        count = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+        if not (self.is_worker and count and count.isdigit() and int(count) > 0):
+            return
+        n = max(1, (os.cpu_count() or 1) // int(count))
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(var, str(n))  # for libraries loaded later (torch reads it on import)
+        if importlib.util.find_spec("threadpoolctl") is not None:
+            from threadpoolctl import threadpool_limits
+
+            self._thread_limiter = threadpool_limits(limits=n)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(n)
+
+
+_STATE = pytest.StashKey[BenchSession]()
+
+
+def bench_session(config: pytest.Config) -> BenchSession:
+    return config.stash[_STATE]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hooks
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "benchmark: an sdscm-bench benchmark item (estimator × LM × setting); run with --estimator"
+    )
+    enabled = bool(config.getoption("sdscm_estimator") or config.getoption("sdscm_benchmark"))
+    state = BenchSession(config=config, options=None)
+    config.stash[_STATE] = state
+    state.limit_threads()
+    if not enabled:
+        return
+    state.options = resolve_options(config)
+    for lm in state.options.lms:
+        state.settings(lm)  # checks --family and --setting now, not at the first item
+    state.check_paper_sizes()
+    from sdscm_bench.leaderboard import ResultsFileError, read_results
+
+    try:
+        read_results(state.options.results_json, missing_ok=True)
+    except ResultsFileError as exc:
+        raise pytest.UsageError(
+            f"--leaderboard: {exc}; fix or move it, or pass another --leaderboard path"
+        ) from None
+    if state.options.compare is not None:
+        from sdscm_bench.gate import BaselineError, load_baseline
+
+        try:
+            state.baseline = load_baseline(state.options.compare)
+        except BaselineError as exc:
+            raise pytest.UsageError(f"--compare: {exc}") from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = config.stash.get(_STATE, None)
+    if state is None or state.options is None:
+        return None
+    o = state.options
+    lines = [
+        f"sdscm-bench: estimators {', '.join(o.estimators)}",
+        f"sdscm-bench: LMs {', '.join(o.lms)}; {o.n_datasets} datasets per LM"
+        + (f", {o.units} units per generated dataset (family {o.family})" if any(
+            not lm.startswith(PAPER_PREFIX) for lm in o.lms) else ""),  # fmt: skip
+        f"sdscm-bench: leaderboard {o.leaderboard_md}",
+    ]
+    if o.compare is not None:
+        lines.append(f"sdscm-bench: comparing against {o.compare}")
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sdscm_case" not in metafunc.fixturenames:
+        return
+    state = bench_session(metafunc.config)
+    argnames = ["sdscm_case", "sdscm_datasets"]
+    if not state.enabled:
+        skip = pytest.mark.skip(reason=BENCHMARK_REASON)
+        params = [pytest.param(None, None, marks=[skip, pytest.mark.benchmark], id="benchmark-mode-off")]
+    else:
+        params = [
+            pytest.param(case, case.lm, marks=pytest.mark.benchmark, id=case.id) for case in state.cases()
+        ]
+    # Session scope: pytest groups the items by LM and sets each LM's datasets up once.
+    metafunc.parametrize(argnames, params, indirect=["sdscm_datasets"], scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Benchmark mode runs the benchmark items only."""
+    if not bench_session(config).enabled:
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if item.get_closest_marker("benchmark") is not None else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def sdscm_bench(pytestconfig: pytest.Config) -> BenchSession:
+    """The session's benchmark state: ``evaluate`` a case on datasets, ``regressions`` against --compare."""
+    return bench_session(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def sdscm_datasets(request: pytest.FixtureRequest, sdscm_bench: BenchSession) -> list[SDSCMDataset]:
+    """The datasets of one LM (``request.param``), loaded or generated once per session."""
+    from sdscm_bench.errors import SdscmError
+
+    lm = getattr(request, "param", None)
+    if lm is None:
+        raise pytest.UsageError("sdscm_datasets is parametrized by the sdscm_bench plugin with an LM name")
+    try:
+        return sdscm_bench.datasets(lm)
+    except SdscmError as exc:  # a clean one-line message (missing model, bad cache ...), no traceback
+        pytest.fail(f"cannot get the datasets of LM {lm}: {exc}", pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(_STATE, None)
+    if state is None or not state.enabled:
+        return
+    if state.is_worker:
+        session.config.workeroutput[WORKER_OUTPUT_KEY] = json.dumps(state.records, default=_plain)
+        return
+    if state.records:
+        _write_outputs(state)
+        if state.written.get("error"):
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect the records a worker made (sent in its workeroutput)."""
+    output = getattr(node, "workeroutput", None) or {}
+    payload = output.get(WORKER_OUTPUT_KEY)
+    if payload:
+        bench_session(node.config).records.extend(json.loads(payload))
+
+
+def _header_packages(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    libraries = sorted({str(r["library"]) for r in records if r.get("library")})
+    return list(dict.fromkeys([*libraries, *HEADER_PACKAGES]))
+
+
+def _write_outputs(state: BenchSession) -> None:
+    """Merge the records into the results file, re-render the leaderboard and the optional box plots.
+
+    A failure here must not lose hours of fits: the records are then dumped next to the results file.
+    """
+    from filelock import FileLock
+
+    from sdscm_bench.leaderboard import box_plots, collect_header, write_leaderboard
+    from sdscm_bench.paths import cache_root
+
+    opts = state._opts()
+    header = collect_header(
+        command=shlex.join(["pytest", *sys.argv[1:]]), packages=_header_packages(state.records)
+    )
+    header["benchmark"] = opts.as_header()
+    lock_dir = cache_root(opts.cache_dir) / "locks"
+    lock_name = hashlib.sha256(str(opts.results_json.resolve()).encode()).hexdigest()[:16]
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock_dir / f"leaderboard-{lock_name}.lock"), timeout=600):
+            doc = write_leaderboard(opts.results_json, opts.leaderboard_md, state.records, header)
+        state.written.update(md=opts.leaderboard_md, json=opts.results_json, n_total=len(doc["records"]))
+        if opts.box_plots:
+            state.written["plots"] = box_plots(doc["records"], opts.leaderboard_md.parent)
+    except Exception as exc:
+        dump = opts.results_json.with_name(f"results.unmerged-{os.getpid()}.json")
+        with contextlib.suppress(OSError):
+            dump.parent.mkdir(parents=True, exist_ok=True)
+            dump.write_text(json.dumps({"runs": [header], "records": state.records}, default=_plain))
+            state.written["dump"] = dump
+        state.written["error"] = _error_text(exc)
+
+
+def _fmt(x: Any) -> str:
+    from sdscm_bench.leaderboard import fmt_number
+
+    return fmt_number(x)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or not state.enabled or state.is_worker or not state.records:
+        return
+    from sdscm_bench.metrics import aggregate
+
+    tr = terminalreporter
+    tr.write_sep("-", "sdscm-bench")
+    written = state.written
+    if written.get("error"):
+        tr.write_line(f"could not write the leaderboard: {written['error']}", red=True)
+        if written.get("dump"):
+            tr.write_line(f"this run's records were saved to {written['dump']}", red=True)
+    else:
+        tr.write_line(
+            f"leaderboard: {written['md']}  results: {written['json']} "
+            f"({len(state.records)} records from this run, {written['n_total']} in the file)"
+        )
+        for plot in written.get("plots", []):
+            tr.write_line(f"box plot: {plot}")
+    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    for rec in state.records:
+        groups.setdefault((rec["lm"], rec["setting"]), {}).setdefault(rec["estimator"], []).append(rec)
+    width = max(len(r["estimator"]) for r in state.records)
+    for (lm, setting), by_estimator in sorted(groups.items()):
+        tr.write_line(f"LM {lm} · setting {setting}:")
+        rows = []
+        for estimator, recs in by_estimator.items():
+            agg = aggregate(recs, n_boot=0)
+            rows.append((agg["ate_rmse"] is None, agg["ate_rmse"] or 0.0, estimator, agg))
+        for _, _, estimator, agg in sorted(rows):
+            line = (
+                f"  {estimator:<{width}}  ATE RMSE {_fmt(agg['ate_rmse']):>7}  "
+                f"mean CATE R² {_fmt(agg['metrics']['cate_r2']['mean']):>7}  "
+                f"failures {agg['n_failures']}/{agg['n_datasets']}"
+            )
+            tr.write_line(line, red=bool(agg["n_failures"]))

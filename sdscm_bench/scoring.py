@@ -189,7 +189,7 @@ class CandidateScorer:
         for g, pk in enumerate(packed):
             input_ids[g, : len(pk.tokens)] = torch.as_tensor(pk.tokens)
             pos = list(range(pk.keep, pk.shared_end))
-            for i, t in enumerate(groups[g][1]):
+            for t in groups[g][1]:
                 pos.extend(range(pk.shared_end, len(t.ids)))
             positions[g, : len(pos)] = torch.as_tensor(pos)
         out = self.base(
