@@ -1,0 +1,28 @@
+"""causalml S-learner (BaseSRegressor) with a gradient-boosting outcome model."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from estimators._causalml import quiet_import_meta, run_meta_learner
+from estimators._common import HGB_PARAMS, fit_context, make_regressor
+from estimators.base import EffectEstimate, EstimatorAdapter
+from estimators.registry import register
+
+
+@register
+class SLearner(EstimatorAdapter):
+    name = "slearner"
+    library = "causalml"
+    capabilities = frozenset({"cate", "ate_interval"})
+    description = "causalml BaseSRegressor, HistGradientBoosting outcome model"
+    requires = ("causalml", "sklearn")
+    default_params: ClassVar[dict[str, Any]] = {"learner": HGB_PARAMS}
+
+    def estimate(self, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: int) -> EffectEstimate:
+        meta = quiet_import_meta()
+        with fit_context(seed):
+            learner = meta.BaseSRegressor(learner=make_regressor(self.params["learner"], seed))
+            return run_meta_learner(learner, X, t, y, seed)

@@ -1,0 +1,324 @@
+"""Contract tests of the estimator adapters (``estimators/``) and of their registry.
+
+Every available adapter is fitted on one small confounded dataset with a known heterogeneous
+effect (a ``parametrize_with_checks``-style sweep): output shapes and intervals, accuracy for the
+adjusting methods, bias of the unadjusted difference in means, determinism, silence, metadata.
+Each adapter is fitted twice in all (the fits are cached across the tests of a module).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from estimators import registry
+from estimators.base import CAPABILITIES, EffectEstimate, EstimatorAdapter, check_inputs
+from estimators.conformal_ite import weighted_conformal_quantile
+
+N, P = 600, 8
+ADAPTERS = sorted(registry.available())
+#: ATE tolerance for the adapters that adjust for confounding (the confounding bias of the
+#: difference in means on this dataset is about 1.0).
+ATE_TOL = 0.5
+UNADJUSTED = {"diff_in_means"}
+
+
+def make_data(n: int = N, p: int = P, seed: int = 2024) -> dict[str, np.ndarray]:
+    """Binary covariates, logistic confounded treatment, tau(x) = 1 + x0."""
+    rng = np.random.default_rng(seed)
+    X = rng.binomial(1, 0.5, size=(n, p)).astype(float)
+    e = 1 / (1 + np.exp(-(-0.5 + 1.5 * X[:, 1] + 1.0 * X[:, 2] - 1.0 * X[:, 3])))
+    t = rng.binomial(1, e).astype(int)
+    tau = 1.0 + X[:, 0]
+    y = 1.0 + 2.0 * X[:, 1] + 1.5 * X[:, 2] - X[:, 3] + 0.5 * X[:, 4] + tau * t + rng.normal(size=n)
+    return {"X": X, "t": t, "y": y, "tau": tau}
+
+
+DATA = make_data()
+TRUE_ATE = float(DATA["tau"].mean())
+
+_fits: dict[tuple[str, int, bool], tuple[EffectEstimate, list[str]]] = {}
+
+
+def fit(name: str, seed: int = 0, again: bool = False) -> tuple[EffectEstimate, list[str]]:
+    """Fitted estimate of adapter ``name`` and the warnings that escaped it (cached)."""
+    key = (name, seed, again)
+    if key not in _fits:
+        adapter = registry.get_adapter(name)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = adapter.estimate(DATA["X"], DATA["t"], DATA["y"], seed)
+        _fits[key] = (est, [f"{w.category.__name__}: {w.message}" for w in caught])
+    return _fits[key]
+
+
+# -- every adapter ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_metadata(name: str) -> None:
+    cls = registry.available()[name]
+    adapter = registry.get_adapter(name)
+    assert adapter.name == name == cls.name
+    assert isinstance(adapter.library, str) and adapter.library
+    assert adapter.version != "not installed"
+    assert adapter.description
+    assert adapter.capabilities <= CAPABILITIES
+    hyper = adapter.hyperparameters()
+    assert json.loads(json.dumps(hyper)) == hyper
+    assert hyper["random_state"] == "seed"
+    fp = adapter.fingerprint()
+    assert len(fp) == 64 and int(fp, 16) >= 0
+    assert fp == adapter.fingerprint() == registry.get_adapter(name).fingerprint()
+    meta = adapter.metadata()
+    assert meta["fingerprint"] == fp and meta["name"] == name
+    json.dumps(meta)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_estimate_contract(name: str) -> None:
+    adapter = registry.get_adapter(name)
+    est, _ = fit(name)
+    assert isinstance(est, EffectEstimate)
+    est.validate(N, adapter.capabilities)  # shapes, lower <= upper, no NaN, declared outputs
+    assert np.isfinite(est.ate)
+    if "cate" in adapter.capabilities:
+        assert est.cate.shape == (N,)
+        assert est.ate == pytest.approx(est.cate.mean(), abs=0.5)
+    if est.ate_interval is not None:
+        lo, hi = est.ate_interval
+        assert np.isfinite(lo) and np.isfinite(hi)
+        assert lo <= est.ate <= hi
+    if est.cate_interval is not None:
+        assert est.cate_interval.shape == (N, 2)
+        lo, hi = est.cate_interval[:, 0], est.cate_interval[:, 1]
+        assert np.all(lo <= hi)
+        assert np.mean(np.isfinite(lo) & np.isfinite(hi)) > 0.8
+        if est.cate is not None:
+            assert np.mean((lo <= est.cate) & (est.cate <= hi)) > 0.9
+
+
+@pytest.mark.parametrize("name", [a for a in ADAPTERS if a not in UNADJUSTED])
+def test_ate_close_to_truth(name: str) -> None:
+    est, _ = fit(name)
+    assert abs(est.ate - TRUE_ATE) < ATE_TOL, f"{name}: ATE {est.ate:.3f}, true {TRUE_ATE:.3f}"
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_same_seed_same_result_and_quiet(name: str) -> None:
+    first, warned_first = fit(name)
+    second, warned_second = fit(name, again=True)
+    assert first.ate == second.ate
+    for attr in ("cate", "cate_interval"):
+        a, b = getattr(first, attr), getattr(second, attr)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    assert first.ate_interval == second.ate_interval
+    assert not warned_first and not warned_second, warned_first + warned_second
+
+
+def test_diff_in_means_is_confounded() -> None:
+    naive, _ = fit("diff_in_means")
+    ols, _ = fit("ols_slearner")
+    naive_err, ols_err = abs(naive.ate - TRUE_ATE), abs(ols.ate - TRUE_ATE)
+    assert naive_err > 0.5
+    assert naive_err > 3 * ols_err
+    # and the interval misses the truth while the adjusted one covers it
+    assert not naive.ate_interval[0] <= TRUE_ATE <= naive.ate_interval[1]
+    assert ols.ate_interval[0] <= TRUE_ATE <= ols.ate_interval[1]
+
+
+def test_heterogeneous_cates_track_the_truth() -> None:
+    for name in ("tlearner", "causal_forest_dml", "bcf"):
+        if name in ADAPTERS:
+            est, _ = fit(name)
+            assert np.corrcoef(est.cate, DATA["tau"])[0, 1] > 0.5, name
+
+
+# -- base -------------------------------------------------------------------------------------
+
+
+def test_hyperparameter_override_changes_fingerprint() -> None:
+    base = registry.get_adapter("rf_slearner")
+    other = registry.get_adapter("rf_slearner", model={"kind": "random_forest", "n_estimators": 10})
+    assert other.hyperparameters()["model"]["n_estimators"] == 10
+    assert base.fingerprint() != other.fingerprint()
+    # defaults are copied, not shared
+    base.params["model"]["n_estimators"] = 1
+    assert registry.get_adapter("rf_slearner").params["model"]["n_estimators"] != 1
+    with pytest.raises(TypeError, match="unknown hyperparameters"):
+        registry.get_adapter("rf_slearner", n_trees=3)
+
+
+def test_run_checks_inputs_and_output() -> None:
+    adapter = registry.get_adapter("ols_slearner")
+    est = adapter.run(DATA["X"].tolist(), DATA["t"].astype(bool), DATA["y"], seed=0)
+    assert est.cate.shape == (N,)
+    with pytest.raises(ValueError, match="binary"):
+        check_inputs(DATA["X"], DATA["t"] + 1, DATA["y"])
+    with pytest.raises(ValueError, match="both"):
+        check_inputs(DATA["X"], np.ones(N), DATA["y"])
+    with pytest.raises(ValueError, match="shapes"):
+        check_inputs(DATA["X"][:-1], DATA["t"], DATA["y"])
+    with pytest.raises(ValueError, match="cate has shape"):
+        EffectEstimate(ate=1.0, cate=np.zeros(3)).validate(4)
+    with pytest.raises(ValueError, match="lower > upper"):
+        EffectEstimate(ate=1.0, cate_interval=np.array([[1.0, 0.0]])).validate(1)
+    with pytest.raises(ValueError, match="declared"):
+        EffectEstimate(ate=1.0).validate(1, frozenset({"cate"}))
+
+
+def test_weighted_conformal_quantile_matches_split_conformal_with_equal_weights() -> None:
+    scores = np.arange(1.0, 20.0)  # m = 19 calibration scores
+    q = weighted_conformal_quantile(scores, np.ones(19), np.ones(3), level=0.9)
+    # unweighted split conformal: the ceil((m + 1) * 0.9) = 18th smallest score
+    np.testing.assert_array_equal(q, [18.0, 18.0, 18.0])
+    # a test point carrying most of the weight gets an infinite quantile
+    assert np.isinf(weighted_conformal_quantile(scores, np.ones(19), np.array([10.0]), 0.9)[0])
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+
+class ConstantAdapter(EstimatorAdapter):
+    """A plug-in adapter, as a third-party package would expose it (not decorated)."""
+
+    name = "test_constant"
+    library = "numpy"
+    capabilities = frozenset({"cate"})
+    description = "always 0.5"
+    default_params: ClassVar[dict[str, Any]] = {"value": 0.5}
+
+    def estimate(self, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: int) -> EffectEstimate:
+        value = self.params["value"]
+        return EffectEstimate(ate=value, cate=np.full(len(t), value))
+
+
+class NeedsMissingLibrary(ConstantAdapter):
+    name = "test_needs_missing"
+    library = "not-a-real-distribution"
+    requires = ("not_a_real_module_xyz",)
+
+
+def _entry_points(**targets: str) -> Any:
+    eps = [
+        importlib.metadata.EntryPoint(name=name, value=value, group=registry.ENTRY_POINT_GROUP)
+        for name, value in targets.items()
+    ]
+
+    def fake(**kwargs: Any) -> list[importlib.metadata.EntryPoint]:
+        return eps if kwargs.get("group") == registry.ENTRY_POINT_GROUP else []
+
+    return fake
+
+
+@pytest.fixture
+def plugin_registry(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Registry refreshed with fake entry points; restored afterwards."""
+
+    def install(**targets: str) -> None:
+        monkeypatch.setattr(importlib.metadata, "entry_points", _entry_points(**targets))
+        registry.refresh()
+
+    yield install
+    monkeypatch.undo()
+    registry.refresh()
+
+
+def test_unknown_name_lists_available_and_how_to_add() -> None:
+    with pytest.raises(KeyError) as info:
+        registry.get_adapter("no_such_estimator")
+    assert isinstance(info.value, ValueError)
+    message = str(info.value)
+    assert "no_such_estimator" in message
+    for name in ADAPTERS:
+        assert name in message
+    assert "register" in message and registry.ENTRY_POINT_GROUP in message
+
+
+def test_entry_point_discovery(plugin_registry: Any) -> None:
+    plugin_registry(
+        test_constant=f"{__name__}:ConstantAdapter",
+        test_needs_missing=f"{__name__}:NeedsMissingLibrary",
+        test_broken="no_such_package_xyz.module:Adapter",
+        test_not_adapter="json:dumps",
+    )
+    assert "test_constant" in registry.available()
+    adapter = registry.get_adapter("test_constant", value=2.0)
+    assert adapter.run(DATA["X"], DATA["t"], DATA["y"], seed=0).ate == 2.0
+    assert set(ADAPTERS) <= set(registry.available())  # built-ins still there
+
+    gone = registry.unavailable()
+    assert "not_a_real_module_xyz" in gone["test_needs_missing"]
+    assert "failed to load" in gone["test_broken"]
+    assert "not an EstimatorAdapter" in gone["test_not_adapter"]
+    with pytest.raises(registry.EstimatorUnavailableError, match="not_a_real_module_xyz"):
+        registry.get_adapter("test_needs_missing")
+
+
+def test_entry_points_are_forgotten_on_refresh(plugin_registry: Any) -> None:
+    plugin_registry(test_constant=f"{__name__}:ConstantAdapter")
+    assert "test_constant" in registry.available()
+    plugin_registry()
+    assert "test_constant" not in registry.available()
+
+
+def test_catenets_reported_unavailable_without_catenets() -> None:
+    try:
+        import catenets  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("catenets is installed")
+    gone = registry.unavailable()
+    for name in ("catenets_tnet", "catenets_tarnet"):
+        assert "catenets" in gone[name]
+        with pytest.raises(ImportError, match="catenets"):
+            registry.get_adapter(name)
+
+
+def test_register_rejects_malformed_adapters() -> None:
+    class BadName(ConstantAdapter):
+        name = "Bad-Name"
+
+    class BadCapability(ConstantAdapter):
+        name = "bad_capability"
+        capabilities = frozenset({"cate", "quantiles"})
+
+    class Abstract(EstimatorAdapter):
+        name = "abstract_one"
+        library = "numpy"
+
+    for cls in (BadName, BadCapability, Abstract):
+        with pytest.raises(TypeError):
+            registry.register(cls)
+    with pytest.raises(ValueError, match="registered twice"):
+
+        @registry.register
+        class Clash(ConstantAdapter):
+            name = "xlearner"
+
+
+def test_discovery_is_fast_and_imports_no_heavy_library() -> None:
+    code = (
+        "import json, sys, time; t0 = time.perf_counter(); import estimators.registry as r; "
+        "names = r.available(); dt = time.perf_counter() - t0; "
+        "heavy = [m for m in ('causalml', 'econml', 'dowhy', 'stochtree', 'torch', 'sklearn', "
+        "'pandas', 'catenets') if m in sys.modules]; "
+        "fp = r.get_adapter('xlearner').fingerprint(); "
+        "print(json.dumps({'names': sorted(names), 'heavy': heavy, 'seconds': dt, 'fp': fp}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == []
+    assert result["names"] == ADAPTERS
+    assert result["seconds"] < 2.0
+    assert result["fp"] == registry.get_adapter("xlearner").fingerprint()  # stable across processes
