@@ -267,7 +267,9 @@ def _resolve_lms(config: pytest.Config, paper_data: Path | None) -> list[str]:
     value, _ = _raw(config, "sdscm_lm")
     lms = _split(value)
     if not lms:
-        present = [lm for lm in PAPER_LMS if paper_data is not None and (paper_data / f"{lm}.parquet").is_file()]
+        present = [
+            lm for lm in PAPER_LMS if paper_data is not None and (paper_data / f"{lm}.parquet").is_file()
+        ]
         return [PAPER_PREFIX + lm for lm in present] or [DEFAULT_GENERATED_LM]
     for lm in lms:
         if not lm.startswith(PAPER_PREFIX):
@@ -396,9 +398,12 @@ class BenchSession:
                     self._families[lm] = oncology_family()
                 else:
                     if not opts.family.exists():
+                        from sdscm_bench.paths import spec_dir
+
+                        shipped = ", ".join(sorted(p.stem for p in spec_dir().glob("*.yaml")))
                         raise pytest.UsageError(
                             f"--family: spec {opts.family} not found; pass a spec file or the name of a spec "
-                            "in datasets/ (oncology, confounder, collider, agriculture)"
+                            f"in {spec_dir()} ({shipped})"
                         )
                     self._families[lm] = load_family(opts.family)
             except SdscmError as exc:
@@ -635,11 +640,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if state is None or state.options is None:
         return None
     o = state.options
+    data = f"sdscm-bench: LMs {', '.join(o.lms)}; {o.n_datasets} datasets per LM"
+    if any(not lm.startswith(PAPER_PREFIX) for lm in o.lms):
+        data += f", {o.units} units per generated dataset (family {o.family})"
     lines = [
         f"sdscm-bench: estimators {', '.join(o.estimators)}",
-        f"sdscm-bench: LMs {', '.join(o.lms)}; {o.n_datasets} datasets per LM"
-        + (f", {o.units} units per generated dataset (family {o.family})" if any(
-            not lm.startswith(PAPER_PREFIX) for lm in o.lms) else ""),  # fmt: skip
+        data,
         f"sdscm-bench: leaderboard {o.leaderboard_md}",
     ]
     if o.compare is not None:

@@ -1,0 +1,336 @@
+"""Tests of the pytest plugin (``sdscm_bench.plugin``) through pytester runs of the real benchmark module.
+
+Runs are in-process (fast) on a tiny spec written to a temporary folder, with the tiny random LM and
+two datasets of 60 units, cached once per module. The modules a run imports (torch, transformers,
+the estimators) are imported before any run, because pytester drops modules first imported inside an
+in-process run and torch cannot be imported twice. The xdist test runs in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from estimators import registry
+from sdscm_bench.paper_data import default_paper_data_dir
+from sdscm_bench.paths import repo_root
+
+pytest_plugins = ["pytester"]
+
+BENCHMARK_MODULE = repo_root() / "tests" / "test_benchmark.py"
+
+TOY_SPEC = """\
+name: toy
+description: Tiny family for the plugin tests (its words are in the tiny random LM's corpus).
+separator: " "
+variables:
+  - name: grade
+    exogenous: true
+    candidates: ["low", "high"]
+    phrasings: ["Levels are {value}."]
+  - name: season
+    exogenous: true
+    candidates: ["summer", "winter"]
+    phrasings: ["The season is {value}."]
+  - name: therapy
+    parents: [grade]
+    candidates: ["started", "stopped"]
+    phrasings: ["Treatment is {value}."]
+  - name: result
+    parents: [grade, season, therapy]
+    candidates: ["positive", "negative"]
+    phrasings: ["The result is {value}."]
+treatment: {variable: therapy, control: stopped, treated: started}
+outcome: {variable: result, definition: category, candidate: positive}
+settings:
+  all covariates: [grade, season]
+  hidden confounding: [season]
+"""
+
+FAILING_ADAPTERS = """
+import numpy as np
+from estimators.base import EffectEstimate, EstimatorAdapter
+from estimators.registry import register
+
+
+@register
+class Broken(EstimatorAdapter):
+    name = "broken"
+    library = "numpy"
+
+    def estimate(self, X, t, y, seed):
+        raise RuntimeError("boom")
+
+
+@register
+class NanAte(EstimatorAdapter):
+    name = "nan_ate"
+    library = "numpy"
+
+    def estimate(self, X, t, y, seed):
+        return EffectEstimate(ate=float("nan"))
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _preimported() -> None:
+    """Import what an in-process run imports, so pytester keeps these modules between runs."""
+    import sklearn.linear_model  # noqa: F401
+    import threadpoolctl  # noqa: F401
+    import torch  # noqa: F401
+
+    from sdscm_bench import families, leaderboard, lm  # noqa: F401
+
+    registry.available()
+    lm.load_lm("tiny-random", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The toy spec and a dataset cache shared by every run of this module (generated once)."""
+    root = tmp_path_factory.mktemp("plugin")
+    spec = root / "toy.yaml"
+    spec.write_text(TOY_SPEC)
+    return {"spec": spec, "cache": root / "cache"}
+
+
+@pytest.fixture
+def bench(pytester: pytest.Pytester, shared: dict[str, Path]) -> pytest.Pytester:
+    """A pytester folder holding the real benchmark module and one unit test."""
+    # Another basename: the outer session may have imported tests/test_benchmark.py as test_benchmark.
+    pytester.makepyfile(test_bench_items=BENCHMARK_MODULE.read_text())
+    pytester.makepyfile(test_unit="def test_unit():\n    assert True\n")
+    return pytester
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adapters registered during a test (by a pytester conftest) vanish afterwards."""
+    registry.available()
+    for name in ("_decorated", "_adapters", "_unavailable"):
+        monkeypatch.setattr(registry, name, dict(getattr(registry, name)))
+
+
+def toy_args(
+    shared: dict[str, Path], *extra: str, estimators: str = "diff_in_means,ols_slearner"
+) -> list[str]:
+    return [
+        "-p",
+        "sdscm_bench.plugin",
+        f"--estimator={estimators}",
+        "--lm=tiny-random",
+        f"--family={shared['spec']}",
+        "--units=60",
+        "--n-datasets=2",
+        f"--sdscm-cache-dir={shared['cache']}",
+        *extra,
+    ]
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def test_items_have_ids_and_k_selects_them(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
+    result = bench.runpytest(*toy_args(shared, "--collect-only", "-q"))
+    result.stdout.fnmatch_lines(
+        [
+            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-all_covariates]",
+            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-hidden_confounding]",
+            "test_bench_items.py::test_estimator[ols_slearner-tiny-random-all_covariates]",
+            "test_bench_items.py::test_estimator[ols_slearner-tiny-random-hidden_confounding]",
+            "4/5 tests collected (1 deselected)*",
+        ]
+    )
+    selected = bench.runpytest(*toy_args(shared, "--collect-only", "-q", "-k", "ols_slearner and hidden"))
+    selected.stdout.fnmatch_lines(
+        ["test_bench_items.py::test_estimator[ols_slearner-tiny-random-hidden_confounding]", "1/5 tests*"]
+    )
+    assert not (bench.path / "leaderboard").exists()  # nothing ran, nothing written
+
+
+def test_without_benchmark_mode_only_unit_tests_run(bench: pytest.Pytester) -> None:
+    result = bench.runpytest("-p", "sdscm_bench.plugin", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*benchmark items run with --estimator or --benchmark*"])
+    assert not (bench.path / "leaderboard").exists()
+
+
+def test_leaderboard_is_written_and_a_second_run_merges(
+    bench: pytest.Pytester, shared: dict[str, Path]
+) -> None:
+    first = bench.runpytest(*toy_args(shared, estimators="diff_in_means"))
+    first.assert_outcomes(passed=2, deselected=1)
+    md, js = bench.path / "leaderboard" / "leaderboard.md", bench.path / "leaderboard" / "results.json"
+    first.stdout.fnmatch_lines([f"leaderboard: {md}  results: {js} (4 records from this run, 4 in the file)"])
+    first.stdout.fnmatch_lines(["LM tiny-random · setting all covariates:", "  diff_in_means  ATE RMSE*"])
+
+    second = bench.runpytest(*toy_args(shared, "-k", "all_covariates", estimators="ols_slearner"))
+    second.assert_outcomes(passed=1, deselected=2)
+    doc = read_json(js)
+    assert len(doc["runs"]) == 2
+    keys = {(r["estimator"], r["setting"]) for r in doc["records"]}
+    assert keys == {
+        ("diff_in_means", "all covariates"),
+        ("diff_in_means", "hidden confounding"),
+        ("ols_slearner", "all covariates"),
+    }
+    assert len(doc["records"]) == 6
+    rec = next(r for r in doc["records"] if r["estimator"] == "ols_slearner")
+    assert rec["lm"] == "tiny-random" and rec["family"] == "toy" and rec["failed"] is False
+    assert rec["n_units"] > 0 and rec["fit_seconds"] >= 0 and isinstance(rec["seed"], int)
+    text = md.read_text()
+    assert "| diff_in_means" in text and "| ols_slearner" in text and "tiny-random" in text
+
+
+def test_failing_adapter_fails_its_item_only(
+    bench: pytest.Pytester, shared: dict[str, Path], isolated_registry: None
+) -> None:
+    bench.makeconftest(FAILING_ADAPTERS)
+    result = bench.runpytest(
+        *toy_args(shared, "--setting=all covariates", estimators="broken,nan_ate,diff_in_means")
+    )
+    result.assert_outcomes(passed=1, failed=2, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*broken-tiny-random-all_covariates: failed on 2 of 2 datasets:*",
+            "toy/seed0: RuntimeError('boom')",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "nan_ate-tiny-random-all_covariates: failed on 2 of 2 datasets:",
+            "toy/seed0: ValueError('ATE is not finite: nan')",
+        ]
+    )
+    records = read_json(bench.path / "leaderboard" / "results.json")["records"]
+    by_estimator: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_estimator.setdefault(rec["estimator"], []).append(rec)
+    assert all(r["failed"] and r["error"] == "RuntimeError('boom')" for r in by_estimator["broken"])
+    assert all(
+        r["failed"] and r["ate"] is None and "not finite" in r["error"] for r in by_estimator["nan_ate"]
+    )
+    assert all(r["sate"] is not None for r in by_estimator["nan_ate"])
+    assert not any(r["failed"] for r in by_estimator["diff_in_means"])
+    result.stdout.fnmatch_lines(["  broken *failures 2/2"])
+
+
+def test_compare_gates_against_a_baseline(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
+    args = toy_args(shared, "--setting=all_covariates", estimators="diff_in_means")
+    bench.runpytest(*args).assert_outcomes(passed=1, deselected=1)
+    results = bench.path / "leaderboard" / "results.json"
+    same = bench.path / "same.json"
+    shutil.copy(results, same)
+    bench.runpytest(*args, f"--compare={same}").assert_outcomes(passed=1, deselected=1)
+
+    doc = read_json(results)
+    for rec in doc["records"]:
+        rec["ate_abs_error"], rec["pehe"] = 0.0, 0.0
+    better = bench.path / "better.json"
+    better.write_text(json.dumps(doc))
+    result = bench.runpytest(*args, f"--compare={better}")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        ["*diff_in_means (LM tiny-random, setting all covariates): mean ate_abs_error went from 0 to *"]
+    )
+
+    for rec in doc["records"]:
+        rec["dataset_fingerprint"] = "other-" + rec["dataset_fingerprint"]
+    unrelated = bench.path / "unrelated.json"
+    unrelated.write_text(json.dumps(doc))
+    result = bench.runpytest(*args, f"--compare={unrelated}")
+    result.assert_outcomes(passed=1, deselected=1, warnings=1)
+    result.stdout.fnmatch_lines(["*SdscmBenchWarning: --compare *the baseline shares no datasets*"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--estimator=no_such_thing"],
+            "*--estimator: unknown estimator 'no_such_thing'. Available estimators: *",
+        ),
+        (["--setting=nope"], "*--setting: unknown setting 'nope' for LM tiny-random (family toy)*"),
+        (["--lm=paper-gpt2", "--paper-data=missing-dir"], "*--lm paper-gpt2: the paper data folder *"),
+        (["--lm=paper-gpt5"], "*--lm: unknown paper LM 'paper-gpt5'*"),
+        (["--compare=missing.json"], "*--compare: *missing.json: baseline results file not found*"),
+        (["--family=missing.yaml"], "*--family: spec *missing.yaml not found*"),
+        (["--n-datasets=0"], "*--n-datasets: expected a positive integer, got '0'*"),
+        (["--leaderboard=out.txt"], "*--leaderboard: expected the markdown file's path*"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    bench: pytest.Pytester, shared: dict[str, Path], extra: list[str], message: str
+) -> None:
+    result = bench.runpytest(*toy_args(shared, "--collect-only"), *extra)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_ini_keys_set_the_defaults(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
+    shutil.copy(shared["spec"], bench.path / "toy.yaml")
+    bench.makeini(
+        """
+        [pytest]
+        sdscm_estimator = ols_slearner
+        sdscm_lm = tiny-random
+        sdscm_family = toy.yaml
+        sdscm_setting = hidden_confounding
+        sdscm_leaderboard = out/board.md
+        """
+    )
+    result = bench.runpytest("-p", "sdscm_bench.plugin", "--benchmark", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        ["test_bench_items.py::test_estimator[ols_slearner-tiny-random-hidden_confounding]"]
+    )
+    plain = bench.runpytest("-p", "sdscm_bench.plugin", "-q")  # the ini list alone is not benchmark mode
+    plain.assert_outcomes(passed=1, skipped=1)
+
+
+def test_records_survive_a_failed_leaderboard_write(
+    bench: pytest.Pytester, shared: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdscm_bench import leaderboard
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(leaderboard, "write_leaderboard", refuse)
+    result = bench.runpytest(*toy_args(shared, "-k", "all_covariates", estimators="diff_in_means"))
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["could not write the leaderboard: OSError('disk full')", "*were saved to *"])
+    (dump,) = (bench.path / "leaderboard").glob("results.unmerged-*.json")
+    assert len(read_json(dump)["records"]) == 2
+
+
+@pytest.mark.paper_data
+@pytest.mark.skipif(default_paper_data_dir() is None, reason="the released paper data are not present")
+def test_paper_lm_items(bench: pytest.Pytester) -> None:
+    result = bench.runpytest(
+        "-p", "sdscm_bench.plugin", "--estimator=diff_in_means", "--lm=paper-gpt2", "--n-datasets=1",
+        "-v", "-k", "hidden", "--box-plots",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, deselected=2)
+    result.stdout.fnmatch_lines(["*test_estimator?diff_in_means-paper-gpt2-hidden_confounding? PASSED*"])
+    assert (bench.path / "leaderboard" / "paper-gpt2_cate_r2.png").is_file()
+    result.stdout.fnmatch_lines(["box plot: *paper-gpt2_cate_r2.png"])
+    (rec,) = read_json(bench.path / "leaderboard" / "results.json")["records"]
+    assert rec["lm"] == "paper-gpt2" and rec["dataset"] == "paper-gpt2/0" and rec["family"] == "oncology"
+
+
+def test_xdist_workers_send_records_to_the_controller(
+    bench: pytest.Pytester, shared: dict[str, Path]
+) -> None:
+    pytest.importorskip("xdist")
+    bench.runpytest(*toy_args(shared, estimators="diff_in_means")).assert_outcomes(passed=2, deselected=1)
+    result = bench.runpytest_subprocess(*toy_args(shared, "-n", "2"))
+    result.assert_outcomes(passed=4)  # xdist reports no deselected count from the workers
+    result.stdout.fnmatch_lines(["*(8 records from this run, 8 in the file)*"])
+    doc = read_json(bench.path / "leaderboard" / "results.json")
+    assert len(doc["records"]) == 8 and len(doc["runs"]) == 2  # the workers wrote nothing themselves
+    assert {r["estimator"] for r in doc["records"]} == {"diff_in_means", "ols_slearner"}
