@@ -18,7 +18,11 @@ def plot_dag(family: Family, path: Path) -> Path:
     for layer, nodes in enumerate(nx.topological_generations(graph)):
         for node in nodes:
             graph.nodes[node]["layer"] = layer
-    pos = nx.multipartite_layout(graph, subset_key="layer", align="horizontal", scale=-1)
+    layers = list(nx.topological_generations(graph))
+    if max(len(layer) for layer in layers) == 1:  # a total order: a column would hide every edge
+        pos = nx.circular_layout(graph)
+    else:
+        pos = nx.multipartite_layout(graph, subset_key="layer", align="horizontal", scale=-1)
     colors = []
     for node in graph:
         if node == family.treatment.variable:
@@ -27,8 +31,11 @@ def plot_dag(family: Family, path: Path) -> Path:
             colors.append("tab:green")
         else:
             colors.append("lightgray" if family.by_name[node].exogenous else "tab:blue")
-    fig, ax = plt.subplots(figsize=(max(6, len(graph) * 0.9), max(4, len(graph) * 0.5)))
-    nx.draw_networkx(graph, pos, ax=ax, node_color=colors, node_size=900, font_size=8, arrowsize=12)
+    fig, ax = plt.subplots(figsize=(max(7, len(graph) * 0.8), max(5, len(graph) * 0.6)))
+    nx.draw_networkx(
+        graph, pos, ax=ax, node_color=colors, node_size=900, font_size=8, arrowsize=12,
+        connectionstyle="arc3,rad=0.08", edge_color="0.55",
+    )  # fmt: skip
     ax.set_title(f"{family.name}: treatment orange, outcome green, exogenous grey")
     ax.axis("off")
     path.parent.mkdir(parents=True, exist_ok=True)
