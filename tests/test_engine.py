@@ -1,0 +1,372 @@
+"""The generation engine: exact batched scoring, agreement with the naive paper algorithm,
+counterfactual consistency, determinism and the outcome definitions.
+
+Everything runs on the tiny random GPT-2 (offline, ~1 ms a forward) except one slow test
+on the embedded SmolLM2. Only the public API is used: ``CandidateScorer.score``,
+``reference_score``, ``InPlaceTokenizer``, ``generate_dataset`` and ``NaiveReference``.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from sdscm_bench.cache import table_bytes
+from sdscm_bench.dataset import SDSCMDataset, do_suffix, logp_column
+from sdscm_bench.generate import GenerationSettings, generate_dataset
+from sdscm_bench.lm import TINY_CORPUS, LanguageModel, load_lm
+from sdscm_bench.scoring import CandidateScorer, InPlaceTokenizer, reference_score
+from sdscm_bench.spec import Family, parse_family
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from naive_reference import NaiveReference  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+SCORE_ATOL = 1e-4
+
+# (context, candidates): boundary merges, different token lengths, many candidates.
+SCORING_CASES: list[tuple[str, list[str]]] = [
+    ("A ", ["25", "35"]),  # the context's trailing space merges into the candidate's first token
+    ("Scores are", [" 25", " 35", " 45 and 55", " 75"]),  # 1 to 4 tokens
+    ("The patient is a woman with a tumor of", [" grade 1", " grade 2", " grade 3", " moderate"]),
+    ("Weather is ", ["sunny", "rainy", "cloudy", "sunny or rainy; the season is winter"]),
+    ("The pati", ["ent", "ents", "o"]),  # the context ends inside a word
+    ("", ["sunny", "rainy"]),  # empty context: the start token alone predicts the candidate
+    (TINY_CORPUS * 3 + " Levels are", [" low", " moderate", " high"]),  # long context
+    ("Treatment is", [" started", " stopped", " given", " withheld", " positive", " negative"]),
+]
+
+
+def independent_score(lm: LanguageModel, context: str, candidate: str, mode: str) -> float:
+    """Sum (or mean) of the candidate's token log-probs, computed here from the raw logits in float64."""
+    enc = lm.tokenizer(context + candidate, add_special_tokens=False, return_offsets_mapping=True)
+    ids = [lm.start_token_id, *enc["input_ids"]]
+    first = 1 + next(i for i, (_, end) in enumerate(enc["offset_mapping"]) if end > len(context))
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([ids])).logits[0].double()
+    logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    terms = [float(logp[j - 1, ids[j]]) for j in range(first, len(ids))]
+    return sum(terms) / len(terms) if mode == "mean" else sum(terms)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_batched_scores_equal_one_at_a_time(tiny_lm: LanguageModel, mode: str) -> None:
+    """One scorer, reused across contexts (and asked twice), agrees with the plain computation."""
+    scorer = CandidateScorer(tiny_lm, mode=mode)
+    for repeat in range(2):
+        for context, candidates in SCORING_CASES:
+            got = scorer.score(context, candidates)
+            assert len(got) == len(candidates)
+            ref = [reference_score(tiny_lm, context, c, mode) for c in candidates]
+            own = [independent_score(tiny_lm, context, c, mode) for c in candidates]
+            diff_ref = np.max(np.abs(np.subtract(got, ref)))
+            diff_own = np.max(np.abs(np.subtract(got, own)))
+            assert diff_ref <= SCORE_ATOL, (repeat, context[-30:], candidates, got, ref)
+            assert diff_own <= SCORE_ATOL, (repeat, context[-30:], candidates, got, own)
+
+
+def test_score_order_and_subsets_do_not_matter(tiny_lm: LanguageModel) -> None:
+    """A candidate's score does not depend on which other candidates share its batch."""
+    scorer = CandidateScorer(tiny_lm)
+    context, candidates = "Scores are", [" 25", " 35", " 45 and 55", " 75"]
+    full = dict(zip(candidates, scorer.score(context, candidates), strict=True))
+    for subset in ([" 75", " 25"], [" 45 and 55"], candidates[::-1]):
+        for cand, value in zip(subset, scorer.score(context, subset), strict=True):
+            assert abs(value - full[cand]) <= SCORE_ATOL, (subset, cand)
+
+
+def test_mean_is_sum_over_token_count(tiny_lm: LanguageModel) -> None:
+    context, candidates = "Scores are", [" 25", " 45 and 55"]
+    sums = CandidateScorer(tiny_lm, "sum").score(context, candidates)
+    means = CandidateScorer(tiny_lm, "mean").score(context, candidates)
+    tok = InPlaceTokenizer(tiny_lm)
+    for cand, s, m in zip(candidates, sums, means, strict=True):
+        t = tok(context, cand)
+        assert abs(m - s / (len(t.ids) - t.cand_start)) <= SCORE_ATOL
+
+
+def test_unknown_scoring_mode_is_rejected(tiny_lm: LanguageModel) -> None:
+    with pytest.raises(ValueError, match="scoring mode"):
+        CandidateScorer(tiny_lm, mode="max")
+
+
+@pytest.mark.parametrize(("context", "candidates"), SCORING_CASES)
+def test_in_place_tokenisation(tiny_lm: LanguageModel, context: str, candidates: list[str]) -> None:
+    tok = InPlaceTokenizer(tiny_lm)
+    hf = tiny_lm.tokenizer
+    for cand in candidates:
+        t = tok(context, cand)
+        assert list(t.ids) == [
+            tiny_lm.start_token_id,
+            *hf(context + cand, add_special_tokens=False)["input_ids"],
+        ]
+        assert 1 <= t.cand_start < len(t.ids)
+        # Tokens before cand_start lie inside the context; the token at cand_start reaches the candidate.
+        before = hf.decode(list(t.ids[1 : t.cand_start]))
+        through = hf.decode(list(t.ids[1 : t.cand_start + 1]))
+        assert context.startswith(before), (context, cand, before)
+        assert len(through) > len(context), (context, cand, through)
+        assert hf.decode(list(t.ids[1:])) == context + cand
+        assert tok(context, cand) == t  # memoised or not, the same answer
+
+
+def test_trailing_space_merges_into_candidate(tiny_lm: LanguageModel) -> None:
+    """'A ' + '25' is tokenised as 'A', ' 25': the candidate's token carries the context's space."""
+    t = InPlaceTokenizer(tiny_lm)("A ", "25")
+    pieces = tiny_lm.tokenizer.convert_ids_to_tokens(list(t.ids))
+    assert pieces[1:] == ["A", "Ġ25"]
+    assert t.cand_start == 2
+
+
+# --- generation ------------------------------------------------------------------------------
+
+
+def value_columns(ds: SDSCMDataset) -> list[str]:
+    """Factual values of every variable plus every do-world value column."""
+    names = [v.name for v in ds.family.variables]
+    return [c for c in ds.table.columns if c.split("|do(")[0] in names]
+
+
+def float_columns(ds: SDSCMDataset) -> list[str]:
+    return [c for c in ds.table.columns if c.startswith("logp:")] + ["propensity", "y", "y0", "y1", "ite"]
+
+
+def assert_tables_match(a: SDSCMDataset, b: SDSCMDataset, atol: float = SCORE_ATOL) -> None:
+    assert list(a.table.columns) == list(b.table.columns)
+    for col in [*value_columns(a), "t"]:
+        np.testing.assert_array_equal(a.table[col].to_numpy(), b.table[col].to_numpy(), err_msg=col)
+    for col in float_columns(a):
+        np.testing.assert_allclose(a.table[col], b.table[col], rtol=0, atol=atol, err_msg=col)
+
+
+@pytest.mark.parametrize(
+    ("name", "n_units", "mode"),
+    [
+        ("confounder", 10, "sum"),
+        ("confounder", 10, "mean"),
+        ("oncology", 10, "sum"),
+        ("agriculture", 10, "sum"),
+    ],
+)
+def test_engine_matches_naive_reference(
+    tiny_lm: LanguageModel, families: dict[str, Family], name: str, n_units: int, mode: str
+) -> None:
+    """Same seed: identical values in all three worlds, scores within 1e-4 of one-forward-per-candidate."""
+    ds = generate_dataset(families[name], tiny_lm, GenerationSettings(n_units, seed=7, scoring=mode))
+    assert_matches_naive(ds, tiny_lm)
+
+
+def assert_matches_naive(ds: SDSCMDataset, lm: LanguageModel) -> None:
+    family, seed, mode, n_units = ds.family, ds.meta["seed"], ds.meta["scoring"], len(ds)
+    naive = NaiveReference(family, lm, seed, n_units, mode=mode)
+    treat, outc = family.treatment.variable, family.outcome.variable
+    descendants = family.descendants(treat)
+    tab = ds.table
+    for u in range(n_units):
+        ref = naive.unit(u)
+        values, scores = ref["factual"]
+        for v in family.order():
+            assert tab[v][u] == values[v], (u, v)
+        for var in (treat, outc):
+            for k, ref_score in enumerate(scores[var]):
+                assert abs(tab[logp_column(var, k)][u] - ref_score) <= SCORE_ATOL, (u, var, k)
+        for t_name, (w_values, w_scores) in ref["worlds"].items():
+            suffix = do_suffix(treat, t_name)
+            for v in descendants:
+                assert tab[v + suffix][u] == w_values[v], (u, v + suffix)
+            for k, ref_score in enumerate(w_scores[outc]):
+                col = logp_column(outc, k, suffix)
+                assert abs(tab[col][u] - ref_score) <= SCORE_ATOL, (u, col)
+
+
+# A spec built to stress prefix reuse: no separator and an empty phrasing prefix, so a child's
+# context is exactly its parent's text and the candidate follows the cached tokens directly;
+# candidates that merge with the preceding text, of 1-4 tokens, and with leading spaces; and a
+# non-descendant of the treatment sampled after it.
+BOUNDARY_SPEC = {
+    "name": "boundary",
+    "separator": "",
+    "variables": [
+        {"name": "level", "candidates": ["low", "moderate", "high"], "phrasings": ["Levels are {value}"]},
+        {"name": "score", "parents": ["level"], "candidates": [" 25", " 35 and 45", "5", "s"],
+         "phrasings": ["{value}"]},
+        {"name": "grade", "parents": ["level", "score"], "candidates": [" grade 1", " grade 2", "3"],
+         "phrasings": ["{value}", ", {value}."]},
+        {"name": "extra", "parents": ["level"], "candidates": [" sunny", " rainy or cloudy"],
+         "phrasings": [" Weather is{value}"]},
+        {"name": "result", "parents": ["score", "grade", "extra"], "candidates": ["positive", "negative", "s"],
+         "phrasings": ["{value}", " Result: {value}"]},
+    ],
+    "treatment": {"variable": "grade", "control": " grade 1", "treated": "3"},
+    "outcome": {"variable": "result", "definition": "score", "candidate": "positive"},
+    "settings": {"all": ["level", "score", "extra"]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_engine_matches_naive_on_boundary_spec(tiny_lm: LanguageModel, seed: int, mode: str) -> None:
+    family = parse_family(copy.deepcopy(BOUNDARY_SPEC))
+    assert family.order().index("extra") > family.order().index("grade")
+    assert "extra" not in family.descendants("grade")
+    settings = GenerationSettings(24, seed=seed, scoring=mode)
+    ds = generate_dataset(family, tiny_lm, settings)
+    assert_matches_naive(ds, tiny_lm)
+    check_counterfactual_consistency(ds)
+    assert_tables_match(ds, generate_dataset(family, tiny_lm, settings, max_rows=1))
+
+
+def check_counterfactual_consistency(ds: SDSCMDataset) -> None:
+    """Under do(T = factual t) every unit is its factual self; y, y0, y1 and ite agree."""
+    family, tab = ds.family, ds.table
+    treat, outc = family.treatment.variable, family.outcome.variable
+    cands = family.by_name[treat].candidates
+    control = cands.index(family.treatment.control)
+    treated = cands.index(family.treatment.treated)
+    descendants = family.descendants(treat)
+    n_out = len(family.by_name[outc].candidates)
+    factual_t = tab[treat].to_numpy()
+    t = tab["t"].to_numpy()
+    np.testing.assert_array_equal(t, np.where(factual_t == treated, 1, np.where(factual_t == control, 0, -1)))
+
+    world_cols = {c for c in tab.columns if "|do(" in c and not c.startswith("logp:")}
+    expected = {v + do_suffix(treat, cands[i]) for v in descendants for i in (control, treated)}
+    assert world_cols == expected, "do-world value columns must be exactly the treatment's descendants"
+    for v in family.order():
+        if v not in descendants:
+            assert not any(c.startswith(v + "|do(") for c in tab.columns), v  # held: no separate column
+
+    for i in (control, treated):
+        suffix = do_suffix(treat, cands[i])
+        same = factual_t == i
+        assert same.sum() + (factual_t != i).sum() == len(tab)
+        for v in descendants:
+            np.testing.assert_array_equal(tab[v + suffix][same], tab[v][same], err_msg=f"{v}{suffix}")
+        for k in range(n_out):
+            np.testing.assert_array_equal(
+                tab[logp_column(outc, k, suffix)][same],
+                tab[logp_column(outc, k)][same],
+                err_msg=f"{k}{suffix}",
+            )
+    np.testing.assert_array_equal(tab["ite"], tab["y1"] - tab["y0"])
+    np.testing.assert_array_equal(tab["y"][t == 1], tab["y1"][t == 1])
+    np.testing.assert_array_equal(tab["y"][t == 0], tab["y0"][t == 0])
+    assert np.isfinite(tab[float_columns(ds)].to_numpy()).all()
+
+
+@pytest.mark.parametrize(("name", "n_units"), [("oncology", 40), ("agriculture", 60), ("confounder", 60)])
+def test_counterfactual_consistency(
+    tiny_lm: LanguageModel, families: dict[str, Family], name: str, n_units: int
+) -> None:
+    ds = generate_dataset(families[name], tiny_lm, GenerationSettings(n_units, seed=11))
+    assert len(ds) == n_units
+    check_counterfactual_consistency(ds)
+
+
+@pytest.mark.slow
+def test_counterfactual_consistency_smollm2(smollm2_lm: LanguageModel, families: dict[str, Family]) -> None:
+    ds = generate_dataset(families["confounder"], smollm2_lm, GenerationSettings(20, seed=3))
+    check_counterfactual_consistency(ds)
+
+
+@pytest.mark.slow
+def test_engine_matches_naive_reference_smollm2(
+    smollm2_lm: LanguageModel, families: dict[str, Family]
+) -> None:
+    """The real tokenizer and model: values identical and scores within 1e-4 of the naive algorithm."""
+    for name, mode in [("collider", "sum"), ("confounder", "mean")]:
+        ds = generate_dataset(families[name], smollm2_lm, GenerationSettings(6, seed=5, scoring=mode))
+        assert_matches_naive(ds, smollm2_lm)
+
+
+@pytest.mark.parametrize("name", ["agriculture", "oncology"])
+def test_same_seed_gives_byte_identical_tables(
+    tiny_lm: LanguageModel, families: dict[str, Family], name: str
+) -> None:
+    family = families[name]
+    settings = GenerationSettings(16, seed=4)
+    first = table_bytes(generate_dataset(family, tiny_lm, settings).table)
+    fresh_lm = load_lm("tiny-random")  # an independently loaded copy of the same model
+    second = table_bytes(generate_dataset(family, fresh_lm, settings).table)
+    assert first == second
+    other = table_bytes(generate_dataset(family, tiny_lm, GenerationSettings(16, seed=5)).table)
+    assert other != first
+
+
+@pytest.mark.parametrize("max_rows", [1, 4])
+@pytest.mark.parametrize(("name", "n_units"), [("oncology", 12), ("agriculture", 40)])
+def test_batch_splitting_does_not_change_results(
+    tiny_lm: LanguageModel, families: dict[str, Family], name: str, n_units: int, max_rows: int
+) -> None:
+    settings = GenerationSettings(n_units, seed=2)
+    default = generate_dataset(families[name], tiny_lm, settings)
+    split = generate_dataset(families[name], tiny_lm, settings, max_rows=max_rows)
+    assert_tables_match(default, split)
+
+
+def with_outcome(family: Family, definition: str, candidate: str) -> Family:
+    """The family re-parsed from its spec file with another outcome definition."""
+    data = copy.deepcopy(yaml.safe_load(Path(family.path).read_text()))
+    data["outcome"] = {"variable": family.outcome.variable, "definition": definition, "candidate": candidate}
+    return parse_family(data, family.path)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "candidate"), [("agriculture", "bumper"), ("agriculture", "poor"), ("oncology", None)]
+)
+def test_outcome_definitions(
+    tiny_lm: LanguageModel, families: dict[str, Family], name: str, candidate: str | None
+) -> None:
+    """score, probability and category read y off the same sampled worlds, consistently with logp columns."""
+    base = families[name]
+    outc, treat = base.outcome.variable, base.treatment.variable
+    candidate = candidate or base.by_name[outc].candidates[1]
+    k = base.index_of(outc, candidate)
+    n_out = len(base.by_name[outc].candidates)
+    settings = GenerationSettings(24, seed=9)
+    tables: dict[str, pd.DataFrame] = {}
+    for definition in ("score", "probability", "category"):
+        ds = generate_dataset(with_outcome(base, definition, candidate), tiny_lm, settings)
+        tab = tables[definition] = ds.table
+        for y_col, suffix in [
+            ("y", ""),
+            ("y0", do_suffix(treat, base.treatment.control)),
+            ("y1", do_suffix(treat, base.treatment.treated)),
+        ]:
+            logp = tab[[logp_column(outc, j, suffix) for j in range(n_out)]].to_numpy()
+            if definition == "score":
+                expected = logp[:, k]
+            elif definition == "probability":
+                expected = softmax(logp)[:, k]
+            else:
+                values = tab[outc + suffix] if suffix else tab[outc]
+                expected = (values.to_numpy() == k).astype(float)
+            np.testing.assert_allclose(
+                tab[y_col], expected, rtol=0, atol=1e-9, err_msg=f"{definition} {y_col}"
+            )
+        np.testing.assert_allclose(tab["ite"], tab["y1"] - tab["y0"], rtol=0, atol=1e-12)
+        if definition == "probability":
+            assert ((tab["y"] >= 0) & (tab["y"] <= 1)).all()
+        if definition == "category":
+            assert set(np.unique(tab[["y", "y0", "y1"]].to_numpy())) <= {0.0, 1.0}
+        t_logp = tab[[logp_column(treat, j) for j in range(len(base.by_name[treat].candidates))]].to_numpy()
+        treated = base.index_of(treat, base.treatment.treated)
+        np.testing.assert_allclose(tab["propensity"], softmax(t_logp)[:, treated], rtol=0, atol=1e-9)
+    # The definition changes only how y is read off, never what is sampled.
+    rest = [c for c in tables["score"].columns if c not in ("y", "y0", "y1", "ite")]
+    for definition in ("probability", "category"):
+        pd.testing.assert_frame_equal(tables[definition][rest], tables["score"][rest])
