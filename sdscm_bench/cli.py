@@ -15,12 +15,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     request = FamilyRequest(
         spec=args.spec, lm=args.lm, n_datasets=args.datasets, n_units=args.units, seed=args.seed,
         dtype=args.dtype, device=args.device, scoring=args.scoring, temperature=args.temperature,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, interventions=tuple(_parse_do(d) for d in args.do), randomized=tuple(args.rct),
     )  # fmt: skip
     datasets = load_or_generate(request, progress=not args.quiet)
     for ds in datasets:
         print(f"{ds.name}: {len(ds)} units, SATE {ds.sate:+.4f} -> {ds.meta['cache_path']}")
     return 0
+
+
+def _parse_do(text: str) -> tuple[str, str]:
+    var, sep, value = text.partition("=")
+    if not sep or not var.strip():
+        raise SdscmError(f"--do {text!r}: write VARIABLE=VALUE, e.g. --do 'PD-L1 level=high'")
+    return var.strip(), value.strip()
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -74,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--cache-dir", default=None, help="default: $SDSCM_BENCH_CACHE or the user cache dir")
+    gen.add_argument("--do", action="append", default=[], metavar="VAR=VALUE",
+                     help="intervene on a non-exogenous variable for every unit (repeatable)")  # fmt: skip
+    gen.add_argument("--rct", action="append", default=[], metavar="VAR",
+                     help="randomised intervention: VAR uniform over its candidates per unit (repeatable)")  # fmt: skip
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
     show = sub.add_parser("show", help="print a spec's DAG and topological order")

@@ -19,3 +19,7 @@ class CacheError(SdscmError):
 
 class ModelLoadError(SdscmError):
     """A language model could not be resolved or loaded."""
+
+
+class InterventionError(SdscmError):
+    """An intervention names an unknown or exogenous variable, or a value outside its candidates."""

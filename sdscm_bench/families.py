@@ -39,6 +39,8 @@ class FamilyRequest:
     scoring: str = "sum"
     temperature: float = 1.0
     cache_dir: str | Path | None = None
+    interventions: tuple[tuple[str, str], ...] = ()
+    randomized: tuple[str, ...] = ()
 
     def family(self) -> Family:
         return load_family(resolve_spec(self.spec))
@@ -59,7 +61,14 @@ def load_or_generate(request: FamilyRequest, progress: bool = True) -> list[SDSC
     tokens_before = 0
     datasets = []
     for seed in request.dataset_seeds():
-        settings = GenerationSettings(request.n_units, seed, request.scoring, request.temperature)
+        settings = GenerationSettings(
+            request.n_units,
+            seed,
+            request.scoring,
+            request.temperature,
+            request.interventions,
+            request.randomized,
+        )
 
         def on_units(units: int, tokens: int, offset: int = tokens_before) -> None:
             bar.update(units)

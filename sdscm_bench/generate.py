@@ -27,14 +27,16 @@ class GenerationSettings:
     seed: int
     scoring: str = "sum"
     temperature: float = 1.0
+    interventions: tuple[tuple[str, str], ...] = ()  # do(X=v) applied to every unit
+    randomized: tuple[str, ...] = ()  # variables set uniformly at random per unit (an RCT)
 
     def as_dict(self) -> dict:
-        return {
-            "n_units": self.n_units,
-            "seed": self.seed,
-            "scoring": self.scoring,
-            "temperature": self.temperature,
-        }
+        out = {"n_units": self.n_units, "seed": self.seed, "scoring": self.scoring, "temperature": self.temperature}
+        if self.interventions:
+            out["interventions"] = [list(pair) for pair in self.interventions]
+        if self.randomized:
+            out["randomized"] = list(self.randomized)
+        return out
 
 
 def default_max_rows(lm: LanguageModel) -> int:
@@ -112,8 +114,9 @@ def generate_dataset(
     start = time.perf_counter()
     scorer = CandidateScorer(lm, settings.scoring)
     config = SamplerConfig(
-        settings.n_units, settings.seed, settings.temperature, max_rows or default_max_rows(lm)
-    )
+        settings.n_units, settings.seed, settings.temperature, max_rows or default_max_rows(lm),
+        settings.interventions, settings.randomized,
+    )  # fmt: skip
     sampler = Sampler(family, scorer, config, on_units_done)
     sampler.run()
     table = build_table(sampler, settings)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sdscm_bench.errors import InterventionError
 from sdscm_bench.scoring import CandidateScorer, KVState
 from sdscm_bench.spec import Family
 
@@ -41,6 +42,35 @@ class SamplerConfig:
     seed: int
     temperature: float = 1.0
     max_rows: int = 64
+    interventions: tuple[tuple[str, str], ...] = ()  # do(X=v) for every unit
+    randomized: tuple[str, ...] = ()  # do(X ~ uniform over its candidates), per unit (an RCT)
+
+
+def intervention_values(family: Family, config: SamplerConfig) -> dict[str, np.ndarray]:
+    """Per-unit forced value of each intervened variable; exogenous or unknown targets are errors."""
+    where = f"{family.path}"
+    out: dict[str, np.ndarray] = {}
+    targets = [(v, val) for v, val in config.interventions] + [(v, None) for v in config.randomized]
+    for var, value in targets:
+        if var not in family.by_name:
+            raise InterventionError(
+                f"{where}: intervention on unknown variable {var!r}; use one of {family.order()}"
+            )
+        spec = family.by_name[var]
+        if spec.exogenous:
+            raise InterventionError(f"{where}: variable {var!r} is exogenous and cannot be intervened on")
+        if var in out:
+            raise InterventionError(f"{where}: variable {var!r} is intervened on twice")
+        if value is None:
+            rng = np.random.default_rng([config.seed, 10_000 + family.variables.index(spec)])
+            out[var] = rng.integers(len(spec.candidates), size=config.n_units)
+        elif value not in spec.candidates:
+            raise InterventionError(
+                f"{where}: do({var}={value!r}): not a candidate of {var!r} {list(spec.candidates)}"
+            )
+        else:
+            out[var] = np.full(config.n_units, spec.candidates.index(value))
+    return out
 
 
 def phrasing_choice(family: Family, seed: int) -> dict[str, int]:
@@ -85,6 +115,7 @@ class Sampler:
             family.index_of(self.treatment, family.treatment.control),
             family.index_of(self.treatment, family.treatment.treated),
         ]
+        self.intervened = intervention_values(family, config)
         self.descendants = family.descendants(self.treatment)
         self.on_units_done = on_units_done or (lambda units, tokens: None)
         self.factual: World | None = None
@@ -127,10 +158,12 @@ class Sampler:
             world.scores[self.treatment][:] = fact.scores[self.treatment]
 
     def _forced(self, world: World, var: str, units: np.ndarray) -> np.ndarray:
+        if world is not self.factual and var == self.treatment:
+            return world.forced[var][units]
+        if var in self.intervened:  # fixed by the dataset-level intervention in every world
+            return self.intervened[var][units]
         if world is self.factual:
             return np.full(len(units), UNSET)
-        if var == self.treatment:
-            return world.forced[var][units]
         if var not in self.descendants:
             return self.factual.values[var][units]  # held at its factual value
         return np.full(len(units), UNSET)
