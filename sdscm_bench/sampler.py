@@ -169,7 +169,7 @@ class Sampler:
         return np.full(len(units), UNSET)
 
     def _run(self, state: KVState, units: np.ndarray, rows: np.ndarray, level: int, world: World) -> None:
-        pre_treatment: tuple[KVState, np.ndarray, np.ndarray] | None = None
+        post_treatment: tuple[KVState, np.ndarray, dict[int, np.ndarray]] | None = None
         finished_here = True
         while level < len(self.order):
             var = self.order[level]
@@ -191,8 +191,6 @@ class Sampler:
                 self._split(state, units, rows, level, world, groups)
                 finished_here = False  # the sub-batches recorded their own units
                 break
-            if world is self.factual and var == self.treatment:
-                pre_treatment = (state, units, rows)
             contexts_in_order = list(groups)
             batch = [
                 (int(rows[groups[ctx][0]]), [self.scorer.tokenize(ctx, cands[c]) for c in needs[ctx]])
@@ -203,6 +201,10 @@ class Sampler:
             self._tokens += state.stats["tokens"] - before["tokens"]
             self._slots += state.stats["slots"] - before["slots"]
             new_rows = np.empty(len(units), dtype=np.int64)
+            # At the treatment, every candidate was scored: its branches are the do(T=t) worlds' rows.
+            branch_rows = None
+            if world is self.factual and var == self.treatment:
+                branch_rows = {t: np.empty(len(units), dtype=np.int64) for t in self.t_values}
             offset = 0
             for ctx, group_scores in zip(contexts_in_order, scores, strict=True):
                 members, needed = groups[ctx], needs[ctx]
@@ -217,25 +219,32 @@ class Sampler:
                     if record:
                         world.scores[var][u] = sc
                     new_rows[pos] = offset + needed.index(value)
+                    if branch_rows is not None:
+                        for t, rows_t in branch_rows.items():
+                            rows_t[pos] = offset + needed.index(t)
                 offset += len(needed)
+            if branch_rows is not None:
+                post_treatment = (state, units, branch_rows)
             rows = new_rows
             level += 1
         if world is self.factual:
             if finished_here:
                 self.on_units_done(len(units), self._tokens)
-            if pre_treatment is not None:
-                self._branch_counterfactuals(*pre_treatment)
+            if post_treatment is not None:
+                self._branch_counterfactuals(*post_treatment)
 
-    def _branch_counterfactuals(self, state: KVState, units: np.ndarray, rows: np.ndarray) -> None:
-        level = self.order.index(self.treatment)
+    def _branch_counterfactuals(self, state: KVState, units: np.ndarray, rows: dict[int, np.ndarray]) -> None:
+        """Continue each do(T=t) world from the cached T=t branch, for the units whose factual T differs."""
+        level = self.order.index(self.treatment) + 1
         factual_t = self.factual.values[self.treatment][units]
         held = [v for v in self.order if v not in self.descendants]
         for t, world in self.counterfactual.items():
             differ = factual_t != t
             for v in held:  # parents' text in the counterfactual world: non-descendants stay factual
                 world.values[v][units] = self.factual.values[v][units]
+            world.values[self.treatment][units[differ]] = t
             if differ.any():
-                self._run(state, units[differ], rows[differ], level, world)
+                self._run(state, units[differ], rows[t][differ], level, world)
 
     def _split(self, state, units, rows, level, world, groups) -> None:
         """Run the units in sub-batches of at most ``max_rows`` distinct contexts each."""
