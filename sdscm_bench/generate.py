@@ -31,7 +31,12 @@ class GenerationSettings:
     randomized: tuple[str, ...] = ()  # variables set uniformly at random per unit (an RCT)
 
     def as_dict(self) -> dict:
-        out = {"n_units": self.n_units, "seed": self.seed, "scoring": self.scoring, "temperature": self.temperature}
+        out = {
+            "n_units": self.n_units,
+            "seed": self.seed,
+            "scoring": self.scoring,
+            "temperature": self.temperature,
+        }
         if self.interventions:
             out["interventions"] = [list(pair) for pair in self.interventions]
         if self.randomized:
@@ -127,8 +132,8 @@ def generate_dataset(
         **lm.describe(),
         **settings.as_dict(),
         "phrasings": phrasing_choice(family, settings.seed),
-        "tokens_computed": sampler._tokens,
-        "token_slots_computed": sampler._slots,
+        "tokens_computed": sampler.tokens_computed,
+        "token_slots_computed": sampler.slots_computed,
         "generation_seconds": round(time.perf_counter() - start, 3),
         "versions": package_versions(),
         "format_version": FORMAT_VERSION,

@@ -118,6 +118,8 @@ class Sampler:
         self.intervened = intervention_values(family, config)
         self.descendants = family.descendants(self.treatment)
         self.on_units_done = on_units_done or (lambda units, tokens: None)
+        self.tokens_computed = 0  # tokens run through the model
+        self.slots_computed = 0  # tokens plus padding
         self.factual: World | None = None
         self.counterfactual: dict[int, World] = {}
 
@@ -198,8 +200,8 @@ class Sampler:
             ]
             before = dict(state.stats)
             state, scores = self.scorer.extend(state, batch)
-            self._tokens += state.stats["tokens"] - before["tokens"]
-            self._slots += state.stats["slots"] - before["slots"]
+            self.tokens_computed += state.stats["tokens"] - before["tokens"]
+            self.slots_computed += state.stats["slots"] - before["slots"]
             new_rows = np.empty(len(units), dtype=np.int64)
             # At the treatment, every candidate was scored: its branches are the do(T=t) worlds' rows.
             branch_rows = None
@@ -229,7 +231,7 @@ class Sampler:
             level += 1
         if world is self.factual:
             if finished_here:
-                self.on_units_done(len(units), self._tokens)
+                self.on_units_done(len(units), self.tokens_computed)
             if post_treatment is not None:
                 self._branch_counterfactuals(*post_treatment)
 
@@ -258,6 +260,3 @@ class Sampler:
             size += 1
         if batch:
             self._run(state, units[batch], rows[batch], level, world)
-
-    _tokens: int = 0  # tokens run through the model
-    _slots: int = 0  # tokens plus padding
