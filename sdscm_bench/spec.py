@@ -110,6 +110,8 @@ def _read_mapping(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(str(path), "file", f"cannot be read ({exc.strerror}); check the path") from None
+    except UnicodeDecodeError:
+        raise SpecError(str(path), "file", "is not UTF-8 text; save it as UTF-8") from None
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
@@ -147,6 +149,12 @@ def _parse_variable(path: str, i: int, raw: Any) -> Variable:
     cands = raw.get("candidates")
     if not isinstance(cands, list) or not cands:
         raise SpecError(path, where, "has an empty candidate set; list at least two 'candidates'")
+    if any(isinstance(c, bool) or not isinstance(c, str | int | float) for c in cands):
+        raise SpecError(
+            path,
+            where,
+            f"candidates {cands} must be text; quote values like yes/no/on/off, which YAML reads as booleans",
+        )
     cands = [str(c) for c in cands]
     if len(cands) < 2:
         raise SpecError(path, where, "has a single candidate; a variable needs at least two")
@@ -158,7 +166,7 @@ def _parse_variable(path: str, i: int, raw: Any) -> Variable:
     phrasings = raw.get("phrasings")
     if isinstance(phrasings, str):
         phrasings = [phrasings]
-    if not phrasings:
+    if not isinstance(phrasings, list) or not phrasings:
         raise SpecError(path, where, f"needs at least one phrasing with the slot {SLOT}")
     parents = raw.get("parents") or []
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
@@ -183,8 +191,8 @@ def _require(path: str, data: dict, key: str, what: str) -> Any:
 def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
     """Build and validate a Family from an already-parsed mapping."""
     raw_vars = _require(path, data, "variables", "list the variables of the DAG")
-    if not isinstance(raw_vars, list):
-        raise SpecError(path, "variables", "must be a list")
+    if not isinstance(raw_vars, list) or not raw_vars:
+        raise SpecError(path, "variables", "must be a non-empty list of variables")
     variables = [_parse_variable(path, i, r) for i, r in enumerate(raw_vars)]
     names = [v.name for v in variables]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -208,10 +216,12 @@ def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
     if not isinstance(treat_raw, dict):
         raise SpecError(path, "treatment", "must be a mapping with 'variable', 'control', 'treated'")
     tname = treat_raw.get("variable")
-    if tname not in known:
+    if not isinstance(tname, str) or tname not in known:
         raise SpecError(path, "treatment", f"variable {tname!r} is not a declared variable")
     tvar = variables[names.index(tname)]
     for key in ("control", "treated"):
+        if isinstance(treat_raw.get(key), bool):
+            raise SpecError(path, f"treatment.{key}", "is a YAML boolean; quote values like yes/no")
         val = str(treat_raw.get(key))
         if val not in tvar.candidates:
             raise SpecError(
@@ -229,7 +239,7 @@ def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
     if not isinstance(out_raw, dict):
         raise SpecError(path, "outcome", "must be a mapping with 'variable', 'definition', 'candidate'")
     oname = out_raw.get("variable")
-    if oname not in known:
+    if not isinstance(oname, str) or oname not in known:
         raise SpecError(path, "outcome", f"variable {oname!r} is not a declared variable")
     ovar = variables[names.index(oname)]
     definition = out_raw.get("definition", "score")
@@ -247,11 +257,13 @@ def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
     for sname, observed in raw_settings.items():
         if not isinstance(observed, list) or not observed:
             raise SpecError(path, f"settings.{sname}", "must be a non-empty list of variable names")
-        bad = [o for o in observed if o not in known]
+        bad = [o for o in observed if not isinstance(o, str) or o not in known]
         if bad:
             raise SpecError(path, f"settings.{sname}", f"names unknown variables {bad}")
         if tname in observed or oname in observed:
             raise SpecError(path, f"settings.{sname}", "must not list the treatment or the outcome")
+        if len(set(observed)) != len(observed):
+            raise SpecError(path, f"settings.{sname}", "lists a variable twice")
         settings[str(sname)] = tuple(observed)
 
     family = Family(

@@ -547,3 +547,26 @@ def test_no_paper_phrasing_is_copied(paper_config: dict[str, Any]) -> None:
             text = _normalise(path.read_text(encoding="utf-8"))
             copied = sorted(p for p in pieces if p in text)
             assert not copied, f"{path.name} contains text from the paper's config: {copied[:3]}"
+
+
+def test_unquoted_yaml_booleans_are_rejected_not_turned_into_text(tmp_path):
+    """YAML reads yes/no as booleans; silently prompting the LM with 'True'/'False' would corrupt the data."""
+    spec = tmp_path / "bools.yaml"
+    spec.write_text(
+        "variables:\n"
+        "  - {name: a, candidates: [no, yes], phrasings: ['A is {value}.']}\n"
+        "  - {name: b, parents: [a], candidates: [x, y], phrasings: ['B is {value}.']}\n"
+        "treatment: {variable: a, control: 'no', treated: 'yes'}\n"
+        "outcome: {variable: b, definition: score, candidate: x}\n"
+        "settings: {all: [b]}\n"
+    )
+    with pytest.raises(SpecError, match="quote values") as info:
+        load_family(spec)
+    assert "bools.yaml" in str(info.value) and "variable 'a'" in str(info.value)
+
+
+def test_non_utf8_spec_is_a_spec_error(tmp_path):
+    spec = tmp_path / "latin1.yaml"
+    spec.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SpecError, match="UTF-8"):
+        load_family(spec)
