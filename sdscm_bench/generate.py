@@ -46,7 +46,7 @@ class GenerationSettings:
 
 def default_max_rows(lm: LanguageModel) -> int:
     """Contexts per forward pass: moderate on CPU (cache copies are memory-bound), large on a GPU."""
-    return 512 if lm.device.startswith("cuda") else 64
+    return 512 if lm.device.startswith("cuda") else 32
 
 
 def _outcome_values(family: Family, scores: np.ndarray, values: np.ndarray, temperature: float) -> np.ndarray:
