@@ -614,6 +614,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state.limit_threads()
     if not enabled:
         return
+    _check_rootdir(config)
     state.options = resolve_options(config)
     for lm in state.options.lms:
         state.settings(lm)  # checks --family and --setting now, not at the first item
@@ -633,6 +634,31 @@ def pytest_configure(config: pytest.Config) -> None:
             state.baseline = load_baseline(state.options.compare)
         except BaselineError as exc:
             raise pytest.UsageError(f"--compare: {exc}") from None
+
+
+PATH_OPTIONS = ("--compare", "--leaderboard", "--paper-data", "--family", "--sdscm-cache-dir", "--lm")
+
+
+def _check_rootdir(config: pytest.Config) -> None:
+    """Refuse a run whose rootdir pytest guessed from one of our option values.
+
+    pytest picks its rootdir and ini file before plugins register their options, so the value of
+    ``--compare /elsewhere/results.json`` looks like a test path: the project's configuration is
+    then not read and the leaderboard would land next to that path. ``--compare=/elsewhere/...``
+    is read correctly.
+    """
+    if config.inipath is not None:
+        return
+    args = list(config.invocation_params.args)
+    following = [*args[1:], ""]
+    split = [
+        a for a, nxt in zip(args, following, strict=True) if a in PATH_OPTIONS and nxt and Path(nxt).exists()
+    ]
+    if split:
+        raise pytest.UsageError(
+            f"pytest found no configuration file because it took the value of {split[0]} for a test path "
+            f"(rootdir became {config.rootpath}); write the option with '=', e.g. {split[0]}=VALUE"
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -336,3 +336,13 @@ def test_xdist_workers_send_records_to_the_controller(
     doc = read_json(bench.path / "leaderboard" / "results.json")
     assert len(doc["records"]) == 8 and len(doc["runs"]) == 2  # the workers wrote nothing themselves
     assert {r["estimator"] for r in doc["records"]} == {"diff_in_means", "ols_slearner"}
+
+
+def test_split_path_option_that_hijacks_the_rootdir_is_refused(
+    pytester: pytest.Pytester, shared: dict[str, Path]
+) -> None:
+    """`--family /elsewhere/spec.yaml` makes pytest skip the project's ini; the plugin says how to write it."""
+    args = [a for a in toy_args(shared) if not a.startswith("--family")] + ["--family", str(shared["spec"])]
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*took the value of --family for a test path*--family=VALUE*"])
