@@ -134,6 +134,9 @@ class EstimatorAdapter(abc.ABC):
     also_depends_on: ClassVar[tuple[str, ...]] = ("numpy", "scikit-learn")
     #: Tunable hyperparameters (JSON-serialisable); instances may override them.
     default_params: ClassVar[dict[str, Any]] = {}
+    #: How the harness encodes categorical covariates for this adapter: ``onehot`` (one indicator
+    #: per non-reference candidate) or ``ordinal`` (candidate indices, as the paper's code did).
+    covariate_encoding: ClassVar[str] = "onehot"
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.default_params)
@@ -178,6 +181,7 @@ class EstimatorAdapter(abc.ABC):
         for module_name in _source_closure(type(self).__module__):
             h.update(f"{module_name}\0{_module_source(module_name)}\0".encode())
         h.update(json.dumps(self.hyperparameters(), sort_keys=True, default=str).encode())
+        h.update(f"covariates={self.covariate_encoding}".encode())
         for dist in (self.library, *self.also_depends_on):
             h.update(f"{dist}=={distribution_version(dist)}".encode())
         return h.hexdigest()
@@ -191,6 +195,7 @@ class EstimatorAdapter(abc.ABC):
             "capabilities": sorted(self.capabilities),
             "description": self.description,
             "hyperparameters": self.hyperparameters(),
+            "covariate_encoding": self.covariate_encoding,
             "fingerprint": self.fingerprint(),
         }
 

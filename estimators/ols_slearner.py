@@ -1,7 +1,8 @@
 """Linear-regression S-learner (the paper's "LinReg"): OLS of y on [1, X, t].
 
-The CATE is constant, the coefficient of t, with an HC1-robust 95% interval. Covariate columns
-collinear with the intercept and earlier columns (full one-hot blocks) are dropped first.
+As in the paper's code, the covariates enter as candidate indices (ordinal), so its ATEs on the
+released data are the paper's. The CATE is constant, the coefficient of t, with an HC1-robust 95%
+interval. Covariate columns collinear with the intercept and earlier columns are dropped first.
 No per-unit intervals are declared: they would only repeat the ATE interval.
 """
 
@@ -22,6 +23,7 @@ class OLSSLearner(EstimatorAdapter):
     description = "OLS of y on covariates and t (constant effect), HC1 interval"
     requires = ("scipy",)
     also_depends_on = ("scipy",)
+    covariate_encoding = "ordinal"
 
     def estimate(self, X: np.ndarray, t: np.ndarray, y: np.ndarray, seed: int) -> EffectEstimate:
         n = len(t)

@@ -341,8 +341,13 @@ def _header_block(header: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def table_title(family: str, lm: str, setting: str) -> str:
+    """The heading of one table: datasets of one family and LM, one confounding setting."""
+    return f"family `{family}` · LM `{lm}` · setting `{setting}`"
+
+
 def render_markdown(records: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> str:
-    """The leaderboard: a provenance header, a column legend, then one table per LM × setting."""
+    """The leaderboard: a provenance header, a column legend, then one table per family × LM × setting."""
     records = list(records)
     lines = ["# sdscm-bench leaderboard", "", *_header_block(header), ""]
     lines += [
@@ -358,15 +363,13 @@ def render_markdown(records: Iterable[Mapping[str, Any]], header: Mapping[str, A
     if not records:
         lines += ["No results yet.", ""]
     names = [name for name, _ in COLUMNS]
-    for (lm, setting), recs in _group(records, "lm", "setting").items():
-        families = sorted({str(r.get("family")) for r in recs})
+    for (family, lm, setting), recs in _group(records, "family", "lm", "setting").items():
         rows = leaderboard_rows(recs)
         table = [[r["estimator"], r["library@version"], *(fmt_number(r[c]) for c in names[2:])] for r in rows]
         lines += [
-            f"## LM `{lm}` · setting `{setting}`",
+            f"## {table_title(family, lm, setting)}",
             "",
-            f"Sorted by {PRIMARY_METRIC} (ascending, best first). Standardized PEHE is PEHE / sd(ITE). "
-            f"Families: {', '.join(families)}.",
+            f"Sorted by {PRIMARY_METRIC} (ascending, best first). Standardized PEHE is PEHE / sd(ITE).",
             "",
             tabulate(
                 table,
@@ -403,7 +406,7 @@ def _slug(text: str) -> str:
 def box_plots(records: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
     """Per-dataset CATE R² and standardized PEHE per estimator, one panel per setting (as in the paper).
 
-    One PNG per LM and metric, named ``<lm>_<metric>.png``; an LM × metric with no values (e.g. no
+    One PNG per family, LM and metric, named ``<family>_<lm>_<metric>.png``; one with no values (e.g. no
     estimator gives CATEs) gets no file. Failed datasets are left out.
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
@@ -412,7 +415,7 @@ def box_plots(records: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list
     out_dir.mkdir(parents=True, exist_ok=True)
     ok = [r for r in records if not r.get("failed", False)]
     written: list[Path] = []
-    for (lm,), lm_recs in _group(ok, "lm").items():
+    for (family, lm), lm_recs in _group(ok, "family", "lm").items():
         by_setting = _group(lm_recs, "setting")
         for metric, label in BOX_METRICS.items():
             # Estimators without this output (e.g. ATE-only ones) would only be empty slots.
@@ -437,9 +440,9 @@ def box_plots(records: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list
                 ax.set_title(f"setting: {setting}")
                 ax.grid(axis="y", alpha=0.3)
             axes[0].set_ylabel(label)
-            fig.suptitle(f"{label} per dataset, LM {lm}")
+            fig.suptitle(f"{label} per dataset, family {family}, LM {lm}")
             fig.tight_layout()
-            path = out_dir / f"{_slug(lm)}_{metric}.png"
+            path = out_dir / f"{_slug(family)}_{_slug(lm)}_{metric}.png"
             fig.savefig(path, dpi=100, format="png")
             written.append(path)
     return written

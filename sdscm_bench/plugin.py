@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from sdscm_bench.store import Journal, journal_dir, reuse_key, stored_index
+
 if TYPE_CHECKING:
     from sdscm_bench.dataset import SDSCMDataset
     from sdscm_bench.spec import Family
@@ -58,6 +60,8 @@ RESULTS_NAME = "results.json"
 WORKER_OUTPUT_KEY = "sdscm_bench_records"
 HEADER_PACKAGES = ("sdscm-bench", "numpy", "scikit-learn", "torch", "transformers", "pytest")
 MAX_ERROR_CHARS = 2000
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+REUSED_FLAG = "_reused"  # in-memory only: the record came from an earlier run; stripped before writing
 
 
 class SdscmBenchWarning(UserWarning):
@@ -166,6 +170,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Also write per-dataset CATE R² / standardized PEHE box plots (PNG) next to the leaderboard.",
     )  # fmt: skip
     add(
+        "--dtype", "sdscm_dtype", "string", "default --dtype", metavar="DTYPE",
+        help="Weights dtype of generated LMs: auto (float32 on CPU), float32, bfloat16 or float16. "
+        "Part of the datasets' cache key.",
+    )  # fmt: skip
+    add(
+        "--recompute", "sdscm_recompute", "bool", "refit everything (true/false)",
+        action="store_true", default=None,
+        help="Refit every estimator on every dataset even where the results file or the journal holds a "
+        "result for the same adapter fingerprint, dataset and setting (default: reuse them).",
+    )  # fmt: skip
+    add(
         "--sdscm-cache-dir", "sdscm_cache_dir", "string", f"default --sdscm-cache-dir (env {CACHE_ENV} wins)",
         metavar="PATH",
         help=f"Cache of generated datasets and converted models (default ${CACHE_ENV}, else the user cache).",
@@ -188,6 +203,8 @@ class Options:
     compare: Path | None
     box_plots: bool
     cache_dir: Path | None
+    dtype: str = "auto"
+    recompute: bool = False
 
     def as_header(self) -> dict[str, Any]:
         """What the run was asked to do, for the results file's run header."""
@@ -200,6 +217,8 @@ class Options:
             "units": self.units,
             "paper_data": None if self.paper_data is None else str(self.paper_data),
             "compare": None if self.compare is None else str(self.compare),
+            "dtype": self.dtype,
+            "recompute": self.recompute,
         }
 
 
@@ -312,6 +331,11 @@ def resolve_options(config: pytest.Config) -> Options:
     compare = _path(config, "sdscm_compare")
     box_value, _ = _raw(config, "sdscm_box_plots")
     settings_value, _ = _raw(config, "sdscm_setting")
+    recompute_value, _ = _raw(config, "sdscm_recompute")
+    dtype_value, _ = _raw(config, "sdscm_dtype")
+    dtype = str(dtype_value) if dtype_value else "auto"
+    if dtype not in DTYPES:
+        raise pytest.UsageError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
     return Options(
         estimators=_resolve_estimators(config),
         lms=_resolve_lms(config, paper_data),
@@ -325,6 +349,8 @@ def resolve_options(config: pytest.Config) -> Options:
         compare=compare,
         box_plots=bool(box_value),
         cache_dir=_path(config, "sdscm_cache_dir", CACHE_ENV),
+        dtype=dtype,
+        recompute=bool(recompute_value),
     )
 
 
@@ -369,6 +395,8 @@ class BenchSession:
     _datasets: dict[str, list[SDSCMDataset]] = field(default_factory=dict)
     _families: dict[str, Family] = field(default_factory=dict)
     _thread_limiter: Any = None
+    _journal: Journal | None = None
+    _stored: dict[tuple[str, ...], dict[str, Any]] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -469,6 +497,7 @@ class BenchSession:
                     lm=lm,
                     n_datasets=opts.n_datasets,
                     n_units=opts.units,
+                    dtype=opts.dtype,
                     cache_dir=opts.cache_dir,
                 )
                 with self._visible_output() as visible:
@@ -512,9 +541,37 @@ class BenchSession:
             }
             setup_error = _error_text(exc)
         ident |= {"lm": case.lm, "setting": case.setting}
-        records = [self._score(adapter, setup_error, ds, case.setting, ident) for ds in datasets]
+        records = []
+        for ds in datasets:
+            stored = self.stored_result(ident, ds) if setup_error is None else None
+            if stored is not None:
+                record = stored | {REUSED_FLAG: True}
+            else:
+                record = self._score(adapter, setup_error, ds, case.setting, ident)
+                self.journal().append(record)
+            records.append(record)
         self.records.extend(records)
         return records
+
+    # -- reuse ------------------------------------------------------------------------------------
+
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self._journal = Journal(journal_dir(self._opts().results_json))
+        return self._journal
+
+    def stored_result(self, ident: Mapping[str, Any], ds: SDSCMDataset) -> dict[str, Any] | None:
+        """An earlier result for this adapter fingerprint, LM, setting and dataset, unless --recompute."""
+        opts = self._opts()
+        if opts.recompute:
+            return None
+        if self._stored is None:
+            from sdscm_bench.leaderboard import read_results
+
+            results = read_results(opts.results_json, missing_ok=True)["records"]
+            self._stored = stored_index(results, self.journal().records())
+        key = reuse_key({**ident, "dataset_fingerprint": dataset_fingerprint(ds)})
+        return self._stored.get(key)
 
     @staticmethod
     def _score(
@@ -535,7 +592,7 @@ class BenchSession:
         }
         if setup_error is not None:
             return record | failed_metrics(sate=float(ite.mean())) | {"failed": True, "error": setup_error}
-        X = ds.covariates(setting)
+        X = ds.covariates(setting, encoding=adapter.covariate_encoding)
         started = time.perf_counter()
         seconds: float | None = None
         try:
@@ -771,10 +828,16 @@ def _write_outputs(state: BenchSession) -> None:
     header["benchmark"] = opts.as_header()
     lock_dir = cache_root(opts.cache_dir) / "locks"
     lock_name = hashlib.sha256(str(opts.results_json.resolve()).encode()).hexdigest()[:16]
+    own = [{k: v for k, v in r.items() if k != REUSED_FLAG} for r in state.records]
     try:
         lock_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_dir / f"leaderboard-{lock_name}.lock"), timeout=600):
-            doc = write_leaderboard(opts.results_json, opts.leaderboard_md, state.records, header)
+            journal = state.journal()
+            # Journaled records of killed runs or crashed workers first; this run's own records win.
+            doc = write_leaderboard(
+                opts.results_json, opts.leaderboard_md, [*journal.records(), *own], header
+            )
+            journal.compact(doc["records"])
         state.written.update(md=opts.leaderboard_md, json=opts.results_json, n_total=len(doc["records"]))
         if opts.box_plots:
             state.written["plots"] = box_plots(doc["records"], opts.leaderboard_md.parent)
@@ -813,6 +876,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
         for plot in written.get("plots", []):
             tr.write_line(f"box plot: {plot}")
+    reused = sum(1 for r in state.records if r.get(REUSED_FLAG))
+    total = len(state.records)
+    tr.write_line(
+        f"results reused from earlier runs: {reused} of {total} ({100.0 * reused / total:.1f}%); "
+        f"computed now: {total - reused}" + (" (--recompute)" if state._opts().recompute else "")
+    )
     groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     for rec in state.records:
         groups.setdefault((rec["lm"], rec["setting"]), {}).setdefault(rec["estimator"], []).append(rec)

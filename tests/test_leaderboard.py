@@ -173,9 +173,9 @@ def test_render_markdown():
         "`sdscm-bench run --lm tiny`",
     ):
         assert text in md
-    assert "## LM `lm1` · setting `s1`" in md and "## LM `lm2` · setting `s1`" in md
+    assert "## family `fam` · LM `lm1` · setting `s1`" in md and "## family `fam` · LM `lm2` · setting `s1`" in md
     assert "Sorted by ATE RMSE (ascending" in md and "PEHE / sd(ITE)" in md
-    lm1 = md.split("## LM `lm1`")[1].split("## LM `lm2`")[0]
+    lm1 = md.split("LM `lm1`")[1].split("LM `lm2`")[0]
     rows = [line for line in lm1.splitlines() if line.startswith("| ")][1:]  # skip the header row
     assert [row.split("|")[1].strip() for row in rows] == ["good", "nocate", "bad"]
     nocate = rows[1].split("|")
@@ -196,7 +196,7 @@ def test_write_leaderboard(tmp_path):
     write_leaderboard(tmp_path / "r.json", tmp_path / "out" / "LEADERBOARD.md", recs[6:], HEADER)
     md = (tmp_path / "out" / "LEADERBOARD.md").read_text()
     assert md == render_markdown(read_results(tmp_path / "r.json")["records"], HEADER)
-    assert "## LM `lm2`" in md and "| good" in md and "| bad" in md  # rows from both runs
+    assert "LM `lm2`" in md and "| good" in md and "| bad" in md  # rows from both runs
 
 
 def test_collect_header(tmp_path):
@@ -214,7 +214,12 @@ def test_box_plots(tmp_path):
     paths = box_plots(recs, tmp_path / "plots")
     names = sorted(p.name for p in paths)
     # lm3 has no CATE metrics at all, so it gets no files.
-    assert names == ["lm1_cate_r2.png", "lm1_pehe_sd_ite.png", "lm2_cate_r2.png", "lm2_pehe_sd_ite.png"]
+    assert names == [
+        "fam_lm1_cate_r2.png",
+        "fam_lm1_pehe_sd_ite.png",
+        "fam_lm2_cate_r2.png",
+        "fam_lm2_pehe_sd_ite.png",
+    ]
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
@@ -227,7 +232,7 @@ def test_box_plots_split_by_setting_and_slug_names(tmp_path):
         record("B", "d1", lm="org/model:v1", setting="s2", cate_r2=0.6),
     ]
     (path,) = box_plots(recs, tmp_path)
-    assert path.name == "org_model_v1_cate_r2.png" and path.stat().st_size > 0
+    assert path.name == "fam_org_model_v1_cate_r2.png" and path.stat().st_size > 0
 
 
 def test_failed_record_from_failed_metrics_fits_the_schema(tmp_path):

@@ -319,7 +319,7 @@ def test_paper_lm_items(bench: pytest.Pytester) -> None:
     )  # fmt: skip
     result.assert_outcomes(passed=1, deselected=2)
     result.stdout.fnmatch_lines(["*test_estimator?diff_in_means-paper-gpt2-hidden_confounding? PASSED*"])
-    assert (bench.path / "leaderboard" / "paper-gpt2_cate_r2.png").is_file()
+    assert (bench.path / "leaderboard" / "oncology_paper-gpt2_cate_r2.png").is_file()
     result.stdout.fnmatch_lines(["box plot: *paper-gpt2_cate_r2.png"])
     (rec,) = read_json(bench.path / "leaderboard" / "results.json")["records"]
     assert rec["lm"] == "paper-gpt2" and rec["dataset"] == "paper-gpt2/0" and rec["family"] == "oncology"
@@ -346,3 +346,135 @@ def test_split_path_option_that_hijacks_the_rootdir_is_refused(
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*took the value of --family for a test path*--family=VALUE*"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resumable, incremental runs
+
+
+def reuse_line(result: pytest.RunResult) -> str:
+    (line,) = [ln for ln in result.outlines if ln.startswith("results reused from earlier runs:")]
+    return line
+
+
+def test_a_rerun_reuses_every_stored_result(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
+    first = bench.runpytest(*toy_args(shared))
+    first.assert_outcomes(passed=4, deselected=1)
+    assert reuse_line(first) == "results reused from earlier runs: 0 of 8 (0.0%); computed now: 8"
+    js = bench.path / "leaderboard" / "results.json"
+    before = {
+        (r["estimator"], r["dataset"], r["setting"]): r["fit_seconds"] for r in read_json(js)["records"]
+    }
+    assert not (bench.path / "leaderboard" / ".sdscm-journal").exists()  # merged, then compacted
+
+    second = bench.runpytest(*toy_args(shared))
+    second.assert_outcomes(passed=4, deselected=1)
+    assert reuse_line(second) == "results reused from earlier runs: 8 of 8 (100.0%); computed now: 0"
+    doc = read_json(js)
+    after = {(r["estimator"], r["dataset"], r["setting"]): r["fit_seconds"] for r in doc["records"]}
+    assert after == before  # the same records, not refits (fit times would differ)
+    assert not any("_reused" in r for r in doc["records"])
+
+    third = bench.runpytest(*toy_args(shared, "--recompute"))
+    assert reuse_line(third).endswith("computed now: 8 (--recompute)")
+
+
+def test_changing_one_adapter_reruns_that_adapter_only(
+    bench: pytest.Pytester, shared: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench.runpytest(*toy_args(shared)).assert_outcomes(passed=4, deselected=1)
+    js = bench.path / "leaderboard" / "results.json"
+    old = {r["estimator"]: r["adapter_fingerprint"] for r in read_json(js)["records"]}
+
+    # A new hyperparameter is a new adapter version (its fingerprint covers the hyperparameters).
+    ols = registry.available()["ols_slearner"]
+    monkeypatch.setattr(ols, "default_params", {**ols.default_params, "revision": 2})
+    second = bench.runpytest(*toy_args(shared))
+    second.assert_outcomes(passed=4, deselected=1)
+    assert reuse_line(second) == "results reused from earlier runs: 4 of 8 (50.0%); computed now: 4"
+    records = read_json(js)["records"]
+    assert len(records) == 8
+    new = {r["estimator"]: r["adapter_fingerprint"] for r in records}
+    assert new["diff_in_means"] == old["diff_in_means"] and new["ols_slearner"] != old["ols_slearner"]
+
+
+def test_journaled_results_of_a_killed_run_are_reused(
+    bench: pytest.Pytester, shared: dict[str, Path]
+) -> None:
+    """A run that dies after some fits (here: its journal survives, its results file was never written)."""
+    bench.runpytest(*toy_args(shared)).assert_outcomes(passed=4, deselected=1)
+    lb = bench.path / "leaderboard"
+    records = read_json(lb / "results.json")["records"]
+    # Simulate the kill: only the journal of the first 3 fits exists, one of them torn mid-line.
+    (lb / "results.json").unlink()
+    (lb / "leaderboard.md").unlink()
+    journal = lb / ".sdscm-journal"
+    journal.mkdir()
+    lines = [json.dumps(r) for r in records[:3]]
+    (journal / "host-1.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])
+
+    resumed = bench.runpytest(*toy_args(shared))
+    resumed.assert_outcomes(passed=4, deselected=1)
+    resumed.stdout.fnmatch_lines(["*host-1.jsonl:3: torn journal line skipped; that result is recomputed*"])
+    assert reuse_line(resumed) == "results reused from earlier runs: 2 of 8 (25.0%); computed now: 6"
+    doc = read_json(lb / "results.json")
+    assert len(doc["records"]) == 8
+    by_key = {(r["estimator"], r["dataset"], r["setting"]): r for r in doc["records"]}
+    for rec in records[:2]:
+        assert by_key[(rec["estimator"], rec["dataset"], rec["setting"])]["fit_seconds"] == rec["fit_seconds"]
+    assert not journal.exists()
+
+
+SLOW_ADAPTER = """
+import time
+from estimators.base import EffectEstimate, EstimatorAdapter
+from estimators.registry import register
+
+
+@register
+class Sleepy(EstimatorAdapter):
+    name = "sleepy"
+    library = "numpy"
+
+    def estimate(self, X, t, y, seed):
+        time.sleep(0.7)
+        return EffectEstimate(ate=float(y[t == 1].mean() - y[t == 0].mean()))
+"""
+
+
+def test_a_sigkilled_run_resumes_without_refitting(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
+    """Kill -9 a real run mid-way (xdist, 2 workers); the rerun refits only what no journal line holds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("xdist")
+    bench.makeconftest(SLOW_ADAPTER)
+    args = toy_args(shared, "-n", "2", "--n-datasets=2", estimators="sleepy")
+    args = [a for a in args if a not in ("--n-datasets=2", "-p", "sdscm_bench.plugin")]
+    cmd = [sys.executable, "-m", "pytest", *args, "--n-datasets=6", "-p", "sdscm_bench.plugin"]
+    journal = bench.path / "leaderboard" / ".sdscm-journal"
+
+    def journaled() -> int:
+        return (
+            sum(len(p.read_text().splitlines()) for p in journal.glob("*.jsonl")) if journal.exists() else 0
+        )
+
+    proc = subprocess.Popen(cmd, cwd=bench.path, start_new_session=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while journaled() < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = journaled()
+    assert 3 <= done < 12, f"kill came too late or too early ({done} of 12 fits journaled)"
+    assert not (bench.path / "leaderboard" / "results.json").exists()
+
+    rerun = subprocess.run(cmd, cwd=bench.path, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    expected = f"results reused from earlier runs: {done} of 12 ({100.0 * done / 12:.1f}%); computed now: {12 - done}"
+    assert expected in rerun.stdout
+    assert len(read_json(bench.path / "leaderboard" / "results.json")["records"]) == 12
+    assert not journal.exists()
