@@ -63,6 +63,24 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sdscm_bench.errors import SdscmError
+    from sdscm_bench.leaderboard import box_plots, read_results, render_front_page
+
+    results = Path(args.results)
+    intro = Path(args.intro)
+    if not intro.is_file():
+        raise SdscmError(f"{intro}: intro file not found; write the front page's findings there (markdown)")
+    doc = read_results(results)
+    out = Path(args.out) if args.out else results.with_name("README.md")
+    plots = box_plots(doc["records"], out.parent) if not args.no_plots else []
+    out.write_text(render_front_page(doc, intro.read_text(encoding="utf-8"), plots), encoding="utf-8")
+    print(f"wrote {out} ({len(doc['records'])} records, {len(plots)} box plots)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdscm-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check spec files")
     val.add_argument("specs", nargs="+")
     val.set_defaults(func=_cmd_validate)
+    pub = sub.add_parser("publish", help="render the leaderboard front page (README.md) from a results file")
+    pub.add_argument("results", help="results JSON written by the pytest plugin (leaderboard/results.json)")
+    pub.add_argument("--intro", required=True, help="markdown placed first: findings, commands, runtimes")
+    pub.add_argument("--out", help="default: README.md next to the results file")
+    pub.add_argument("--no-plots", action="store_true", help="do not (re)draw the box plots")
+    pub.set_defaults(func=_cmd_publish)
     return parser
 
 

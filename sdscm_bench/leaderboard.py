@@ -446,3 +446,81 @@ def box_plots(records: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list
             fig.savefig(path, dpi=100, format="png")
             written.append(path)
     return written
+
+
+# ---------------------------------------------------------------------------------------------------
+# Front page
+
+
+def ranking_agreement(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Kendall's tau between the ATE RMSE rankings of every two data sources (family × LM), per setting.
+
+    Only estimators with results on both sources count; tau near 1 means the sources rank the
+    estimators alike, so a leaderboard from one would carry over to the other.
+    """
+    from scipy.stats import kendalltau
+
+    ok = [r for r in records if not r.get("failed", False)]
+    rmse: dict[tuple[str, str], dict[str, float]] = {}
+    for (family, lm, setting, estimator), recs in _group(ok, "family", "lm", "setting", "estimator").items():
+        agg = aggregate(recs, n_boot=0)
+        if agg["ate_rmse"] is not None:
+            rmse.setdefault((setting, f"{family} · {lm}"), {})[estimator] = float(agg["ate_rmse"])
+    rows = []
+    keys = sorted(rmse)
+    for i, (setting, a) in enumerate(keys):
+        for setting_b, b in keys[i + 1 :]:
+            if setting_b != setting:
+                continue
+            common = sorted(set(rmse[(setting, a)]) & set(rmse[(setting, b)]))
+            if len(common) < 3:
+                continue
+            tau = kendalltau([rmse[(setting, a)][e] for e in common], [rmse[(setting, b)][e] for e in common])
+            rows.append(
+                {
+                    "setting": setting,
+                    "data A": a,
+                    "data B": b,
+                    "estimators": len(common),
+                    "Kendall tau": tau.statistic,
+                }
+            )
+    return rows
+
+
+def render_front_page(doc: Mapping[str, Any], intro: str, plots: Sequence[Path]) -> str:
+    """The published front page: hand-written intro and findings, run log, box plots, then every table."""
+    records = list(doc["records"])
+    runs = list(doc.get("runs", []))
+    lines = [intro.rstrip(), ""]
+    lines += ["## Runs merged into these tables", ""]
+    run_rows = [
+        [r.get("date", DASH), r.get("git_commit", DASH) and str(r.get("git_commit"))[:10], r.get("n_records", DASH),
+         f"`{r.get('command', DASH)}`"]
+        for r in runs
+    ]  # fmt: skip
+    lines += [tabulate(run_rows, headers=["date", "commit", "records", "command"], tablefmt="pipe"), ""]
+    agreement = ranking_agreement(records)
+    if agreement:
+        lines += [
+            "## Do the rankings carry over between data sources?",
+            "",
+            "Kendall's tau between the ATE RMSE rankings of the estimators both sources have results for.",
+            "",
+            tabulate(
+                [[r["setting"], r["data A"], r["data B"], r["estimators"], fmt_number(r["Kendall tau"])]
+                 for r in agreement],
+                headers=["setting", "data A", "data B", "estimators", "Kendall tau"],
+                tablefmt="pipe",
+                disable_numparse=True,
+            ),
+            "",
+        ]  # fmt: skip
+    if plots:
+        lines += ["## Box plots", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in plots]
+        lines.append("")
+    header = runs[-1] if runs else {}
+    body = render_markdown(records, header).split("\n", 1)[1]  # drop the page title
+    lines += ["## Tables", "", "Provenance of the latest run:", body]
+    return "\n".join(lines)

@@ -173,7 +173,10 @@ def test_render_markdown():
         "`sdscm-bench run --lm tiny`",
     ):
         assert text in md
-    assert "## family `fam` · LM `lm1` · setting `s1`" in md and "## family `fam` · LM `lm2` · setting `s1`" in md
+    assert (
+        "## family `fam` · LM `lm1` · setting `s1`" in md
+        and "## family `fam` · LM `lm2` · setting `s1`" in md
+    )
     assert "Sorted by ATE RMSE (ascending" in md and "PEHE / sd(ITE)" in md
     lm1 = md.split("LM `lm1`")[1].split("LM `lm2`")[0]
     rows = [line for line in lm1.splitlines() if line.startswith("| ")][1:]  # skip the header row
@@ -240,3 +243,35 @@ def test_failed_record_from_failed_metrics_fits_the_schema(tmp_path):
     assert set(REQUIRED_FIELDS) <= set(rec)
     merge_results(tmp_path / "r.json", [rec])
     assert read_results(tmp_path / "r.json")["records"][0]["failed"] is True
+
+
+def test_ranking_agreement_between_sources():
+    from sdscm_bench.leaderboard import ranking_agreement
+
+    errors = {"A": 0.1, "B": 0.2, "C": 0.3, "D": 0.4}
+    recs = []
+    for est, err in errors.items():
+        for d in ("d1", "d2"):
+            recs.append(record(est, d, lm="same", ate=err))
+            recs.append(record(est, d, lm="reversed", ate=0.5 - err))
+            recs.append(record(est, d, lm="other-setting", setting="s2", ate=err))
+    (row,) = ranking_agreement(recs)  # s2 has one source only: no pair
+    assert (row["data A"], row["data B"]) == ("fam · reversed", "fam · same")
+    assert row["setting"] == "s1" and row["estimators"] == 4 and row["Kendall tau"] == pytest.approx(-1.0)
+
+
+def test_publish_front_page(tmp_path, capsys):
+    from sdscm_bench.cli import main
+
+    recs = sample_records()
+    merge_results(tmp_path / "results.json", recs, {**HEADER, "command": "pytest --estimator=all"})
+    (tmp_path / "intro.md").write_text("# Front page\n\nFindings: good wins.\n")
+    assert main(["publish", str(tmp_path / "results.json"), "--intro", str(tmp_path / "intro.md")]) == 0
+    page = (tmp_path / "README.md").read_text()
+    assert page.startswith("# Front page\n\nFindings: good wins.")
+    assert "`pytest --estimator=all`" in page  # the run log names each run's command
+    assert "![fam_lm1_cate_r2](fam_lm1_cate_r2.png)" in page and (tmp_path / "fam_lm1_cate_r2.png").is_file()
+    assert "## family `fam` · LM `lm1` · setting `s1`" in page and "| good" in page
+    assert "wrote" in capsys.readouterr().out
+    assert main(["publish", str(tmp_path / "results.json"), "--intro", str(tmp_path / "missing.md")]) == 2
+    assert "missing.md: intro file not found" in capsys.readouterr().err
