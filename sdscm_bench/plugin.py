@@ -75,10 +75,16 @@ class Case:
     estimator: str
     lm: str
     setting: str
+    start: int = 0  # the item's datasets are datasets[start:stop] (--datasets-per-item)
+    stop: int | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.estimator}-{slug(self.lm)}-{slug(self.setting)}"
+        base = f"{self.estimator}-{slug(self.lm)}-{slug(self.setting)}"
+        return base if self.stop is None else f"{base}-datasets{self.start}-{self.stop - 1}"
+
+    def select(self, datasets: Sequence[Any]) -> list[Any]:
+        return list(datasets[self.start : self.stop])
 
 
 def slug(text: str) -> str:
@@ -146,6 +152,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"Datasets per LM (default {DEFAULT_N_DATASETS}); paper LMs take the first K released ones.",
     )  # fmt: skip
     add(
+        "--datasets-per-item", "sdscm_datasets_per_item", "string", "default --datasets-per-item", metavar="M",
+        help="Split each estimator × LM × setting into items of M datasets (ids end in -datasetsA-B), so "
+        "pytest-xdist can spread one estimator over many workers. Default: one item for all datasets.",
+    )  # fmt: skip
+    add(
         "--units", "sdscm_units", "string", "default --units", metavar="N",
         help=f"Units per generated dataset (default {DEFAULT_UNITS}); ignored for paper LMs.",
     )  # fmt: skip
@@ -205,6 +216,7 @@ class Options:
     cache_dir: Path | None
     dtype: str = "auto"
     recompute: bool = False
+    datasets_per_item: int = 0  # 0: one item per estimator × LM × setting
 
     def as_header(self) -> dict[str, Any]:
         """What the run was asked to do, for the results file's run header."""
@@ -351,6 +363,7 @@ def resolve_options(config: pytest.Config) -> Options:
         cache_dir=_path(config, "sdscm_cache_dir", CACHE_ENV),
         dtype=dtype,
         recompute=bool(recompute_value),
+        datasets_per_item=_positive_int(config, "sdscm_datasets_per_item", "--datasets-per-item", 0),
     )
 
 
@@ -457,7 +470,19 @@ class BenchSession:
 
     def cases(self) -> list[Case]:
         opts = self._opts()
-        return [Case(e, lm, s) for e in opts.estimators for lm in opts.lms for s in self.settings(lm)]
+        per_item, n = opts.datasets_per_item, opts.n_datasets
+        chunks: list[tuple[int, int | None]] = (
+            [(a, min(a + per_item, n)) for a in range(0, n, per_item)]
+            if per_item and per_item < n
+            else [(0, None)]
+        )
+        return [
+            Case(e, lm, s, start, stop)
+            for e in opts.estimators
+            for lm in opts.lms
+            for s in self.settings(lm)
+            for start, stop in chunks
+        ]
 
     def check_paper_sizes(self) -> None:
         """Fail early when a paper LM has fewer released datasets than ``--n-datasets`` asks for."""
@@ -542,7 +567,7 @@ class BenchSession:
             setup_error = _error_text(exc)
         ident |= {"lm": case.lm, "setting": case.setting}
         records = []
-        for ds in datasets:
+        for ds in case.select(datasets):
             stored = self.stored_result(ident, ds) if setup_error is None else None
             if stored is not None:
                 record = stored | {REUSED_FLAG: True}

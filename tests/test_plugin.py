@@ -454,7 +454,16 @@ def test_a_sigkilled_run_resumes_without_refitting(bench: pytest.Pytester, share
     bench.makeconftest(SLOW_ADAPTER)
     args = toy_args(shared, "-n", "2", "--n-datasets=2", estimators="sleepy")
     args = [a for a in args if a not in ("--n-datasets=2", "-p", "sdscm_bench.plugin")]
-    cmd = [sys.executable, "-m", "pytest", *args, "--n-datasets=6", "-p", "sdscm_bench.plugin"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *args,
+        "--n-datasets=6",
+        "--datasets-per-item=2",
+        "-p",
+        "sdscm_bench.plugin",
+    ]
     journal = bench.path / "leaderboard" / ".sdscm-journal"
 
     def journaled() -> int:
@@ -478,3 +487,16 @@ def test_a_sigkilled_run_resumes_without_refitting(bench: pytest.Pytester, share
     assert expected in rerun.stdout
     assert len(read_json(bench.path / "leaderboard" / "results.json")["records"]) == 12
     assert not journal.exists()
+
+
+def test_datasets_per_item_splits_items(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
+    result = bench.runpytest(*toy_args(shared, "--datasets-per-item=1", "-v", estimators="diff_in_means"))
+    result.assert_outcomes(passed=4, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_estimator?diff_in_means-tiny-random-all_covariates-datasets0-0? PASSED*",
+            "*test_estimator?diff_in_means-tiny-random-all_covariates-datasets1-1? PASSED*",
+        ]
+    )
+    records = read_json(bench.path / "leaderboard" / "results.json")["records"]
+    assert len(records) == 4 and len({(r["dataset"], r["setting"]) for r in records}) == 4
