@@ -150,3 +150,38 @@ def test_published_results_match_the_reference(reference: tuple[str, pd.DataFram
             r2, rmse = r2_rmse(expected["sate"].to_numpy(), expected[estimator].to_numpy())
             ours_r2, ours_rmse = r2_rmse(np.array([r["sate"] for r in recs]), published)
             assert abs(ours_r2 - r2) < TOLERANCE and abs(ours_rmse - rmse) < TOLERANCE
+
+
+def main() -> None:
+    """Print the paper-style ATE table: the reference next to the published rows (``python tests/...``)."""
+    import json
+
+    from tabulate import tabulate
+
+    from sdscm_bench.metrics import aggregate
+
+    records = json.loads((repo_root() / "leaderboard" / "results.json").read_text())["records"]
+    rows = []
+    for lm in ("gpt2", "llama-3-8b"):
+        ref = reference_ates(paper_dir(), lm)
+        for setting in COVARIATES:
+            sub = ref[ref["setting"] == setting]
+            for estimator, paper_name in PAPER_ESTIMATORS.items():
+                r2, rmse = r2_rmse(sub["sate"].to_numpy(), sub[estimator].to_numpy())
+                ours = [
+                    r
+                    for r in records
+                    if r["lm"] == f"paper-{lm}" and r["setting"] == setting and r["estimator"] == estimator
+                ]
+                agg = aggregate(ours, n_boot=0) if ours else {"ate_r2": None, "ate_rmse": None}
+                rows.append(
+                    [lm, setting, f"{estimator} ({paper_name})", len(sub), f"{r2:.4f}", f"{rmse:.4f}", len(ours),
+                     *(f"{agg[k]:.4f}" if agg[k] is not None else "–" for k in ("ate_r2", "ate_rmse"))]
+                )  # fmt: skip
+    headers = ["LM", "setting", "estimator", "datasets", "reference R²", "reference RMSE", "published rows",
+               "published R²", "published RMSE"]  # fmt: skip
+    print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+
+
+if __name__ == "__main__":
+    main()
