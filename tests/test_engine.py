@@ -326,7 +326,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("name", "candidate"), [("agriculture", "bumper"), ("agriculture", "poor"), ("oncology", None)]
+    ("name", "candidate"), [("agriculture", "good"), ("agriculture", "poor"), ("oncology", None)]
 )
 def test_outcome_definitions(
     tiny_lm: LanguageModel, families: dict[str, Family], name: str, candidate: str | None
