@@ -75,7 +75,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         raise SdscmError(f"{intro}: intro file not found; write the front page's findings there (markdown)")
     doc = read_results(results)
     out = Path(args.out) if args.out else results.with_name("README.md")
-    plots = box_plots(doc["records"], out.parent) if not args.no_plots else []
+    # --no-plots keeps (and links) the PNGs already there instead of redrawing them.
+    plots = box_plots(doc["records"], out.parent) if not args.no_plots else sorted(out.parent.glob("*.png"))
     out.write_text(render_front_page(doc, intro.read_text(encoding="utf-8"), plots), encoding="utf-8")
     print(f"wrote {out} ({len(doc['records'])} records, {len(plots)} box plots)")
     return 0
@@ -116,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("results", help="results JSON written by the pytest plugin (leaderboard/results.json)")
     pub.add_argument("--intro", required=True, help="markdown placed first: findings, commands, runtimes")
     pub.add_argument("--out", help="default: README.md next to the results file")
-    pub.add_argument("--no-plots", action="store_true", help="do not (re)draw the box plots")
+    pub.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="link the PNGs already next to the page instead of redrawing the box plots",
+    )
     pub.set_defaults(func=_cmd_publish)
     return parser
 
