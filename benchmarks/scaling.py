@@ -62,7 +62,8 @@ def generation(cache: Path) -> list[list[object]]:
         meta = json.loads(manifest.read_text())["meta"]
         if not meta.get("generation_seconds"):
             continue
-        key = (f"{meta['family']} [{meta['lm']}]", int(meta["n_units"]), str(meta["dtype"]))
+        family = f"{meta['family']}@{str(meta['spec_fingerprint'])[:8]} [{meta['lm']}]"
+        key = (family, int(meta["n_units"]), str(meta["dtype"]))
         groups.setdefault(key, []).append(meta)
     rows = []
     for (family, units, dtype), metas in sorted(groups.items()):
