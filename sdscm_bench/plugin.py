@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sdscm_bench.store import Journal, journal_dir, reuse_key, stored_index
+from sdscm_bench.store import Journal, journal_dir, json_default, reuse_key, stored_index
 
 if TYPE_CHECKING:
     from sdscm_bench.dataset import SDSCMDataset
@@ -387,13 +387,6 @@ def dataset_seed(fingerprint: str) -> int:
 def _error_text(exc: BaseException) -> str:
     text = repr(exc)
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
-
-
-def _plain(obj: Any) -> Any:
-    """JSON default for numpy scalars and paths in records sent from xdist workers."""
-    if hasattr(obj, "item"):
-        return obj.item()
-    return str(obj)
 
 
 @dataclass
@@ -814,7 +807,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or not state.enabled:
         return
     if state.is_worker:
-        session.config.workeroutput[WORKER_OUTPUT_KEY] = json.dumps(state.records, default=_plain)
+        session.config.workeroutput[WORKER_OUTPUT_KEY] = json.dumps(state.records, default=json_default)
         return
     if state.records:
         _write_outputs(state)
@@ -870,7 +863,7 @@ def _write_outputs(state: BenchSession) -> None:
         dump = opts.results_json.with_name(f"results.unmerged-{os.getpid()}.json")
         with contextlib.suppress(OSError):
             dump.parent.mkdir(parents=True, exist_ok=True)
-            dump.write_text(json.dumps({"runs": [header], "records": state.records}, default=_plain))
+            dump.write_text(json.dumps({"runs": [header], "records": state.records}, default=json_default))
             state.written["dump"] = dump
         state.written["error"] = _error_text(exc)
 

@@ -63,7 +63,7 @@ class Journal:
     def append(self, record: Mapping[str, Any]) -> None:
         """Write one record durably before the next fit starts."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, default=_plain, allow_nan=False) + "\n"
+        line = json.dumps(record, default=json_default, allow_nan=False) + "\n"
         with open(self.shard, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
@@ -119,7 +119,8 @@ def stored_index(*sources: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...],
     return index
 
 
-def _plain(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """JSON fallback for numpy scalars and paths in records."""
     if hasattr(obj, "item"):
         return obj.item()
     return str(obj)
