@@ -67,7 +67,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sdscm_bench.errors import SdscmError
-    from sdscm_bench.leaderboard import box_plots, read_results, render_front_page
+    from sdscm_bench.leaderboard import box_plots, render_front_page
+    from sdscm_bench.results_file import read_results
 
     results = Path(args.results)
     intro = Path(args.intro)

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sdscm_bench.errors import SdscmError
-from sdscm_bench.leaderboard import ResultsFileError, read_results, record_key
+from sdscm_bench.results_file import ResultsFileError, read_results, record_key
 
 
 @dataclass(frozen=True)

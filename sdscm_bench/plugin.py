@@ -584,7 +584,7 @@ class BenchSession:
         if opts.recompute:
             return None
         if self._stored is None:
-            from sdscm_bench.leaderboard import read_results
+            from sdscm_bench.results_file import read_results
 
             results = read_results(opts.results_json, missing_ok=True)["records"]
             self._stored = stored_index(results, self.journal().records())
@@ -694,7 +694,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for lm in state.options.lms:
         state.settings(lm)  # checks --family and --setting now, not at the first item
     state.check_paper_sizes()
-    from sdscm_bench.leaderboard import ResultsFileError, read_results
+    from sdscm_bench.results_file import ResultsFileError, read_results
 
     try:
         read_results(state.options.results_json, missing_ok=True)
@@ -836,8 +836,9 @@ def _write_outputs(state: BenchSession) -> None:
     """
     from filelock import FileLock
 
-    from sdscm_bench.leaderboard import box_plots, collect_header, write_leaderboard
+    from sdscm_bench.leaderboard import box_plots, write_leaderboard
     from sdscm_bench.paths import cache_root
+    from sdscm_bench.provenance import collect_header
 
     opts = state._opts()
     header = collect_header(

@@ -14,8 +14,8 @@ from sdscm_bench.gate import (
     load_baseline,
     pair_records,
 )
-from sdscm_bench.leaderboard import merge_results
 from sdscm_bench.metrics import METRIC_KEYS
+from sdscm_bench.results_file import merge_results
 
 
 def record(estimator="A", dataset="d1", lm="lm1", setting="s1", failed=False, **metrics):

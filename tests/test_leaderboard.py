@@ -9,18 +9,15 @@ import numpy as np
 import pytest
 
 from sdscm_bench.leaderboard import (
-    REQUIRED_FIELDS,
-    ResultsFileError,
     box_plots,
-    collect_header,
     fmt_number,
     leaderboard_rows,
-    merge_results,
-    read_results,
     render_markdown,
     write_leaderboard,
 )
 from sdscm_bench.metrics import METRIC_KEYS, failed_metrics
+from sdscm_bench.provenance import collect_header
+from sdscm_bench.results_file import REQUIRED_FIELDS, ResultsFileError, merge_results, read_results
 
 HEADER = {
     "date": "2025-01-02T03:04:05+00:00",
