@@ -172,6 +172,11 @@ class EstimatorAdapter(abc.ABC):
             )
         return True, ""
 
+    def library_versions(self) -> dict[str, str]:
+        """Installed versions of the method's library and of every library it depends on for the fit
+        (nuisance models included), for the provenance of each record."""
+        return {dist: distribution_version(dist) for dist in (self.library, *self.also_depends_on)}
+
     def fingerprint(self) -> str:
         """sha256 over the source of the adapter's module and of the private helper modules
         (``estimators._*``) it imports, directly or not, the hyperparameters and the versions of
@@ -182,8 +187,8 @@ class EstimatorAdapter(abc.ABC):
             h.update(f"{module_name}\0{_module_source(module_name)}\0".encode())
         h.update(json.dumps(self.hyperparameters(), sort_keys=True, default=str).encode())
         h.update(f"covariates={self.covariate_encoding}".encode())
-        for dist in (self.library, *self.also_depends_on):
-            h.update(f"{dist}=={distribution_version(dist)}".encode())
+        for dist, version in self.library_versions().items():
+            h.update(f"{dist}=={version}".encode())
         return h.hexdigest()
 
     def metadata(self) -> dict[str, Any]:

@@ -11,30 +11,53 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from sdscm_bench.metrics import aggregate
+from sdscm_bench.ranking import N_RESAMPLES, RankingTable, main_common_records, ranking_tables
 from sdscm_bench.results_file import _atomic_write_text, merge_results
 
 PRIMARY_METRIC = "ATE RMSE"
 BOX_METRICS: dict[str, str] = {
-    "cate_r2": "CATE R²",
-    "pehe_sd_ite": "standardized PEHE (PEHE / sd(ITE))",
+    "cate_r2": "CATE R² (symlog axis)",
+    "pehe_sd_ite": "standardized PEHE, PEHE / sd(ITE) (log axis)",
 }
 DASH = "–"
 
-COLUMNS: tuple[tuple[str, str], ...] = (
+RANKING_COLUMNS: tuple[tuple[str, str], ...] = (
+    (
+        "tier",
+        "estimators in one tier are ties: the paired 95% CI of their ATE RMSE minus the tier leader's includes 0",
+    ),
     ("estimator", "adapter name"),
     ("library@version", "estimator library and its installed version"),
-    ("datasets", "datasets attempted (failures included)"),
-    ("ATE RMSE", "sqrt(mean over datasets of (ATE estimate - SATE)²); primary metric, lower is better"),
+    (
+        "ATE RMSE [95% CI]",
+        "sqrt(mean over datasets of (ATE estimate - SATE)²), lower is better; paired bootstrap CI",
+    ),
+    (
+        "Δ vs tier leader [95% CI]",
+        "paired bootstrap CI of ATE RMSE minus the tier leader's (includes 0: a tie)",
+    ),
+    ("rank [95% CI]", "rank by ATE RMSE, with the 2.5-97.5% range of ranks over bootstrap resamples"),
+    ("P(best)", "share of bootstrap resamples in which the estimator has the lowest ATE RMSE"),
     ("ATE R²", "1 - Σ(SATE - ATE estimate)² / Σ(SATE - mean SATE)² across datasets"),
-    ("mean CATE R²", "mean over datasets of 1 - Σ(ITE - CATE)² / Σ(ITE - mean ITE)²"),
-    ("median std. PEHE", "median over datasets of PEHE / sd(ITE) (ddof=0)"),
-    ("unit coverage", "mean over datasets of the fraction of units whose CATE interval contains the ITE"),
-    ("unit width", "mean over datasets of the mean CATE interval width (units with a finite interval)"),
-    ("ATE coverage", "fraction of datasets whose ATE interval contains the SATE"),
+    (
+        "median PEHE/sd(ITE) [95% CI]",
+        "CATE headline: median over datasets of PEHE / sd(ITE) (ddof=0), paired bootstrap CI",
+    ),
+    (
+        "share < 1",
+        "share of datasets with PEHE / sd(ITE) < 1: the CATE beats predicting the true SATE for every unit",
+    ),
     ("median fit s", "median over datasets of fit + predict wall-clock seconds"),
-    ("failures", "datasets where the estimator failed (excluded from all other columns)"),
+    ("failures", "datasets of the common set where the estimator failed"),
 )
+CALIBRATION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ATE coverage [95% CI]", "share of datasets whose ATE interval contains the SATE; Clopper-Pearson CI"),
+    ("ATE verdict", "at nominal 95%: calibrated (CI contains 0.95), under or over"),
+    ("unit coverage [95% CI]", "mean over datasets of the share of units whose CATE interval contains the ITE; "
+     "CI resamples datasets (units of one dataset are not independent)"),
+    ("unit verdict", "at nominal 95%: calibrated, under or over"),
+    ("unit width", "mean over datasets of the mean CATE interval width (units with a finite interval)"),
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -66,36 +89,6 @@ def _group(
     return dict(sorted(groups.items()))
 
 
-def _stat(agg: Mapping[str, Any], metric: str, stat: str) -> float | None:
-    return agg["metrics"][metric][stat]
-
-
-def leaderboard_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per estimator (unformatted numbers), sorted by ATE RMSE ascending, missing last."""
-    rows = []
-    for (estimator,), recs in _group(records, "estimator").items():
-        agg = aggregate(recs, n_boot=0)
-        libs = sorted({f"{r.get('library')}@{r.get('library_version')}" for r in recs})
-        rows.append(
-            {
-                "estimator": estimator,
-                "library@version": ", ".join(libs),
-                "datasets": agg["n_datasets"],
-                "ATE RMSE": agg["ate_rmse"],
-                "ATE R²": agg["ate_r2"],
-                "mean CATE R²": _stat(agg, "cate_r2", "mean"),
-                "median std. PEHE": _stat(agg, "pehe_sd_ite", "median"),
-                "unit coverage": _stat(agg, "cate_coverage", "mean"),
-                "unit width": _stat(agg, "cate_width", "mean"),
-                "ATE coverage": _stat(agg, "ate_covered", "mean"),
-                "median fit s": _stat(agg, "fit_seconds", "median"),
-                "failures": agg["n_failures"],
-            }
-        )
-    rows.sort(key=lambda r: (r["ATE RMSE"] is None, r["ATE RMSE"] or 0.0, r["estimator"]))
-    return rows
-
-
 def _header_block(header: Mapping[str, Any]) -> list[str]:
     def get(key: str) -> str:
         value = header.get(key)
@@ -122,40 +115,113 @@ def table_title(family: str, lm: str, setting: str) -> str:
     return f"family `{family}` · LM `{lm}` · setting `{setting}`"
 
 
-def render_markdown(records: Iterable[Mapping[str, Any]], header: Mapping[str, Any]) -> str:
-    """The leaderboard: a provenance header, a column legend, then one table per family × LM × setting."""
+def fmt_ci(value: float | None, ci: tuple[float, float] | None) -> str:
+    """``0.00052 [0.00037, 0.00067]``; the value alone when there is no interval."""
+    if value is None:
+        return DASH
+    if ci is None:
+        return fmt_number(value)
+    return f"{fmt_number(value)} [{fmt_number(ci[0])}, {fmt_number(ci[1])}]"
+
+
+def _share(x: float | None) -> str:
+    return DASH if x is None else f"{100.0 * x:.0f}%"
+
+
+def table_intro(table: RankingTable) -> str:
+    """The sentence under a table's heading: n, the common set, the tiers, what was left out."""
+    k = len(table.rows) + len(table.unranked)
+    text = f"n = {table.n_common} datasets, the same for all {k} estimators below (each has a result on every one)"
+    if not table.main:
+        text += "; a further table: only these estimators have results on this larger set"
+    if table.n_scored != table.n_common:
+        text += f"; statistics over the {table.n_scored} datasets where every ranked estimator succeeded"
+    if table.n_cate and table.n_cate != table.n_scored:
+        text += f"; CATE columns over the {table.n_cate} datasets where sd(ITE) > 0"
+    text += (
+        f". {table.tiers} tier{'s' if table.tiers != 1 else ''}: rows in one tier are ties "
+        "(paired 95% bootstrap CI of the ATE RMSE difference to the tier leader includes 0)."
+    )
+    if table.unranked:
+        text += " Not ranked (failed on more than 5% of these datasets): " + ", ".join(
+            f"`{e}` ({n} failures)" for e, n in sorted(table.unranked.items())
+        )
+        text += "."
+    return text
+
+
+def render_table(table: RankingTable) -> list[str]:
+    """One ranking table and, when any estimator gives intervals, its calibration table."""
+    rows = [
+        [
+            str(r.tier), r.estimator, r.libraries, fmt_ci(r.ate_rmse, r.ate_rmse_ci),
+            "leader" if r.diff_vs_leader_ci is None else f"[{fmt_number(r.diff_vs_leader_ci[0])}, {fmt_number(r.diff_vs_leader_ci[1])}]",
+            f"{r.rank} [{r.rank_ci[0]}, {r.rank_ci[1]}]", f"{r.p_best:.2f}", fmt_number(r.ate_r2),
+            fmt_ci(r.pehe_sd_ite_median, r.pehe_sd_ite_median_ci), _share(r.pehe_sd_ite_below_1),
+            fmt_number(r.median_fit_seconds), str(r.failures),
+        ]
+        for r in table.rows
+    ]  # fmt: skip
+    names = [name for name, _ in RANKING_COLUMNS]
+    suffix = "" if table.main else f" · {table.n_common} datasets"
+    lines = [
+        f"## {table_title(table.family, table.lm, table.setting)}{suffix}",
+        "",
+        table_intro(table),
+        "",
+        tabulate(rows, headers=names, tablefmt="pipe", disable_numparse=True,
+                 colalign=("right", "left", "left", *("right",) * (len(names) - 3))),
+        "",
+    ]  # fmt: skip
+    calibrated = [r for r in table.rows if r.ate_coverage is not None or r.unit_coverage is not None]
+    if calibrated:
+        cal_rows = [
+            [
+                r.estimator,
+                DASH if r.ate_coverage is None else f"{fmt_ci(r.ate_coverage, r.ate_coverage_ci)} (n = {r.ate_coverage_n})",
+                r.ate_verdict or DASH, fmt_ci(r.unit_coverage, r.unit_coverage_ci), r.unit_verdict or DASH,
+                fmt_number(r.unit_width),
+            ]
+            for r in calibrated
+        ]  # fmt: skip
+        cal_names = ["estimator", *(name for name, _ in CALIBRATION_COLUMNS)]
+        lines += [
+            "Interval calibration (nominal 95%):",
+            "",
+            tabulate(cal_rows, headers=cal_names, tablefmt="pipe", disable_numparse=True,
+                     colalign=("left", *("right",) * (len(cal_names) - 1))),
+            "",
+        ]  # fmt: skip
+    return lines
+
+
+def render_markdown(
+    records: Iterable[Mapping[str, Any]],
+    header: Mapping[str, Any],
+    tables: Sequence[RankingTable] | None = None,
+) -> str:
+    """The leaderboard: provenance, the column legend, then the ranking tables (see :mod:`ranking`)."""
     records = list(records)
+    tables = ranking_tables(records) if tables is None else tables
     lines = ["# sdscm-bench leaderboard", "", *_header_block(header), ""]
     lines += [
-        "Rows may come from earlier runs (the results JSON keeps each run's header). "
-        "Failed datasets are excluded from every column except `datasets` and `failures`. "
-        f"`{DASH}` means the estimator does not provide that output (or it is undefined).",
+        "Every table ranks its estimators on one common set of datasets (n is stated under the heading); "
+        "estimators with results on more datasets appear again in a further table over that larger set. "
+        "Rows are sorted by tier, then by ATE RMSE. All intervals are 95%: paired bootstrap over datasets "
+        f"({N_RESAMPLES} resamples, seed 0) unless the legend says otherwise. Failed datasets are left out of "
+        f"every statistic. `{DASH}` means the estimator does not provide that output (or it is undefined). "
+        "Mean CATE R² stays in the records but is not shown: datasets whose true effects barely vary drive it "
+        "to -1000s and it rewards shrinking the CATE to a constant.",
         "",
         "| column | meaning |",
         "|---|---|",
-        *(f"| {name} | {meaning} |" for name, meaning in COLUMNS),
+        *(f"| {name} | {meaning} |" for name, meaning in (*RANKING_COLUMNS, *CALIBRATION_COLUMNS)),
         "",
     ]
     if not records:
         lines += ["No results yet.", ""]
-    names = [name for name, _ in COLUMNS]
-    for (family, lm, setting), recs in _group(records, "family", "lm", "setting").items():
-        rows = leaderboard_rows(recs)
-        table = [[r["estimator"], r["library@version"], *(fmt_number(r[c]) for c in names[2:])] for r in rows]
-        lines += [
-            f"## {table_title(family, lm, setting)}",
-            "",
-            f"Sorted by {PRIMARY_METRIC} (ascending, best first). Standardized PEHE is PEHE / sd(ITE).",
-            "",
-            tabulate(
-                table,
-                headers=names,
-                tablefmt="pipe",
-                disable_numparse=True,
-                colalign=("left", "left", *("right",) * (len(names) - 2)),
-            ),
-            "",
-        ]
+    for table in tables:
+        lines += render_table(table)
     return "\n".join(lines)
 
 
@@ -183,13 +249,16 @@ def box_plots(records: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list
     """Per-dataset CATE R² and standardized PEHE per estimator, one panel per setting (as in the paper).
 
     One PNG per family, LM and metric, named ``<family>_<lm>_<metric>.png``; one with no values (e.g. no
-    estimator gives CATEs) gets no file. Failed datasets are left out.
+    estimator gives CATEs) gets no file. Failed datasets are left out, and each setting shows the
+    datasets of its main ranking table only (every estimator on the same datasets). CATE R² runs to
+    -1000s on datasets whose true effects barely vary, so its axis is symlog (linear within ±1);
+    standardized PEHE is positive with a long tail, so its axis is logarithmic. No box is flattened.
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ok = [r for r in records if not r.get("failed", False)]
+    ok = [r for r in main_common_records(records) if not r.get("failed", False)]
     written: list[Path] = []
     for (family, lm), lm_recs in _group(ok, "family", "lm").items():
         by_setting = _group(lm_recs, "setting")
@@ -215,6 +284,10 @@ def box_plots(records: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list
                 ax.set_xlim(-0.5, len(estimators) - 0.5)
                 ax.set_title(f"setting: {setting}")
                 ax.grid(axis="y", alpha=0.3)
+            if metric == "cate_r2":
+                axes[0].set_yscale("symlog", linthresh=1.0)
+            else:
+                axes[0].set_yscale("log")
             axes[0].set_ylabel(label)
             fig.suptitle(f"{label} per dataset, family {family}, LM {lm}")
             fig.tight_layout()
@@ -228,20 +301,18 @@ def box_plots(records: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list
 # Front page
 
 
-def ranking_agreement(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def ranking_agreement(tables: Iterable[RankingTable]) -> list[dict[str, Any]]:
     """Kendall's tau between the ATE RMSE rankings of every two data sources (family × LM), per setting.
 
-    Only estimators with results on both sources count; tau near 1 means the sources rank the
-    estimators alike, so a leaderboard from one would carry over to the other.
+    Each source's ranking is its main table (all its estimators on one common dataset set); only
+    estimators both sources rank count. Tau near 1 means the sources rank the estimators alike.
     """
     from scipy.stats import kendalltau
 
-    ok = [r for r in records if not r.get("failed", False)]
     rmse: dict[tuple[str, str], dict[str, float]] = {}
-    for (family, lm, setting, estimator), recs in _group(ok, "family", "lm", "setting", "estimator").items():
-        agg = aggregate(recs, n_boot=0)
-        if agg["ate_rmse"] is not None:
-            rmse.setdefault((setting, f"{family} · {lm}"), {})[estimator] = float(agg["ate_rmse"])
+    for t in tables:
+        if t.main:
+            rmse[(t.setting, f"{t.family} · {t.lm}")] = {r.estimator: r.ate_rmse for r in t.rows}
     rows = []
     keys = sorted(rmse)
     for i, (setting, a) in enumerate(keys):
@@ -264,24 +335,56 @@ def ranking_agreement(records: Iterable[Mapping[str, Any]]) -> list[dict[str, An
     return rows
 
 
-def render_front_page(doc: Mapping[str, Any], intro: str, plots: Sequence[Path]) -> str:
-    """The published front page: hand-written intro and findings, run log, box plots, then every table."""
+def dirty_notice(records: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, Any]],
+                 publisher: Mapping[str, Any] | None) -> list[str]:  # fmt: skip
+    """Lines that say when published numbers come from, or are published from, uncommitted code."""
+    out = []
+    if publisher is not None and publisher.get("git_dirty"):
+        out.append(
+            f"- This page was rendered from a working tree with uncommitted changes "
+            f"(commit {str(publisher.get('git_commit'))[:10]} plus local edits)."
+        )
+    dirty_runs = sum(1 for r in runs if r.get("git_dirty"))
+    if dirty_runs:
+        out.append(
+            f"- {dirty_runs} of {len(runs)} runs below ran from a working tree with uncommitted changes."
+        )
+    with_flag = [r for r in records if "git_dirty" in r and r["git_dirty"] is not None]
+    dirty_records = sum(1 for r in with_flag if r["git_dirty"])
+    if dirty_records:
+        out.append(
+            f"- {dirty_records} of {len(with_flag)} records with provenance were fitted from such a tree."
+        )
+    return ["**Provenance warning.**", "", *out, ""] if out else []
+
+
+def render_front_page(
+    doc: Mapping[str, Any], intro: str, plots: Sequence[Path], publisher: Mapping[str, Any] | None = None
+) -> str:
+    """The published front page: hand-written intro and findings, run log, box plots, then every table.
+
+    ``publisher`` is the :func:`~sdscm_bench.provenance.collect_header` of the publishing checkout, so a
+    page rendered from uncommitted code says so.
+    """
     records = list(doc["records"])
     runs = list(doc.get("runs", []))
-    lines = [intro.rstrip(), ""]
+    lines = [intro.rstrip(), "", *dirty_notice(records, runs, publisher)]
     lines += ["## Runs merged into these tables", ""]
     run_rows = [
-        [r.get("date", DASH), r.get("git_commit", DASH) and str(r.get("git_commit"))[:10], r.get("n_records", DASH),
-         f"`{r.get('command', DASH)}`"]
+        [r.get("run_id", DASH), r.get("date", DASH), r.get("git_commit", DASH) and str(r.get("git_commit"))[:10],
+         "yes" if r.get("git_dirty") else "no", r.get("n_records", DASH), f"`{r.get('command', DASH)}`"]
         for r in runs
     ]  # fmt: skip
-    lines += [tabulate(run_rows, headers=["date", "commit", "records", "command"], tablefmt="pipe"), ""]
-    agreement = ranking_agreement(records)
+    run_headers = ["run id", "date", "commit", "uncommitted changes", "records", "command"]
+    lines += [tabulate(run_rows, headers=run_headers, tablefmt="pipe"), ""]
+    tables = ranking_tables(records)
+    agreement = ranking_agreement(tables)
     if agreement:
         lines += [
             "## Do the rankings carry over between data sources?",
             "",
-            "Kendall's tau between the ATE RMSE rankings of the estimators both sources have results for.",
+            "Kendall's tau between the ATE RMSE rankings of each source's main table (its estimators on "
+            "its common dataset set), over the estimators both sources rank.",
             "",
             tabulate(
                 [[r["setting"], r["data A"], r["data B"], r["estimators"], fmt_number(r["Kendall tau"])]
@@ -297,6 +400,6 @@ def render_front_page(doc: Mapping[str, Any], intro: str, plots: Sequence[Path])
         lines += [f"![{p.stem}]({p.name})" for p in plots]
         lines.append("")
     header = runs[-1] if runs else {}
-    body = render_markdown(records, header).split("\n", 1)[1]  # drop the page title
+    body = render_markdown(records, header, tables).split("\n", 1)[1]  # drop the page title
     lines += ["## Tables", "", "Provenance of the latest run:", body]
     return "\n".join(lines)

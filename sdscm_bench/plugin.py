@@ -4,7 +4,7 @@ Usage::
 
     pytest --estimator=xlearner,diff_in_means --lm paper-gpt2      # benchmark mode
     pytest --benchmark -n 2                                        # every available estimator
-    pytest --estimator=xlearner --compare leaderboard/baseline.json  # CI regression gate
+    pytest --estimator=xlearner --compare=leaderboard/results.parquet  # regression gate, exit 1 on a regression
 
 Benchmark mode (``--estimator`` or ``--benchmark``) runs only the benchmark items (those marked
 ``benchmark``, i.e. ``tests/test_benchmark.py``); other tests are deselected. Without it, the benchmark
@@ -32,7 +32,6 @@ import os
 import re
 import shlex
 import sys
-import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from sdscm_bench.runner import adapter_ident, dataset_fingerprint, error_text, score_dataset
 from sdscm_bench.store import Journal, journal_dir, json_default, reuse_key, stored_index
 
 if TYPE_CHECKING:
@@ -56,10 +56,12 @@ DEFAULT_GENERATED_LM = "smollm2"
 DEFAULT_N_DATASETS = 3
 DEFAULT_UNITS = 100
 DEFAULT_LEADERBOARD = "leaderboard/leaderboard.md"
-RESULTS_NAME = "results.json"
+#: With --compare and no --leaderboard, results go here, never into the baseline being compared against.
+DEFAULT_COMPARE_LEADERBOARD = ".sdscm-bench/compare/leaderboard.md"
+RESULTS_NAME = "results.parquet"
 WORKER_OUTPUT_KEY = "sdscm_bench_records"
+RUN_ID_KEY = "sdscm_bench_run_id"  # sent to xdist workers so that all records of a run share one id
 HEADER_PACKAGES = ("sdscm-bench", "numpy", "scikit-learn", "torch", "transformers", "pytest")
-MAX_ERROR_CHARS = 2000
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 REUSED_FLAG = "_reused"  # in-memory only: the record came from an earlier run; stripped before writing
 
@@ -168,12 +170,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     add(
         "--leaderboard", "sdscm_leaderboard", "string", "default --leaderboard", metavar="PATH",
-        help=f"Markdown leaderboard to write (default {DEFAULT_LEADERBOARD} under the rootdir); the "
-        f"results JSON goes next to it as {RESULTS_NAME}. Rows of other runs are kept.",
+        help=f"Markdown leaderboard to write (default {DEFAULT_LEADERBOARD} under the rootdir, or "
+        f"{DEFAULT_COMPARE_LEADERBOARD} with --compare); the results file goes next to it as "
+        f"{RESULTS_NAME}. Rows of other runs are kept.",
     )  # fmt: skip
     add(
-        "--compare", "sdscm_compare", "string", "default --compare", metavar="BASELINE_JSON",
-        help="Fail an item whose estimator regressed against this results JSON (paired by dataset).",
+        "--compare", "sdscm_compare", "string", "default --compare", metavar="BASELINE",
+        help="Regression gate: exit 1 when an estimator got worse than in this results file (paired by "
+        "dataset; rule in sdscm_bench.gate). The baseline is never written to: without --leaderboard "
+        f"this run's results go to {DEFAULT_COMPARE_LEADERBOARD} under the rootdir.",
     )  # fmt: skip
     add(
         "--box-plots", "sdscm_box_plots", "bool", "write box plots (true/false)",
@@ -334,13 +339,20 @@ def resolve_options(config: pytest.Config) -> Options:
     family = resolve_spec(spec)
     if not family.is_absolute() and family_base is not None and not family.exists():
         family = family_base / family
-    md = _path(config, "sdscm_leaderboard") or config.rootpath / DEFAULT_LEADERBOARD
+    compare = _path(config, "sdscm_compare")
+    default_md = DEFAULT_COMPARE_LEADERBOARD if compare is not None else DEFAULT_LEADERBOARD
+    md = _path(config, "sdscm_leaderboard") or config.rootpath / default_md
     if md.suffix.lower() != ".md":
         raise pytest.UsageError(
             f"--leaderboard: expected the markdown file's path (ending in .md), got {md}; "
             f"{RESULTS_NAME} is written next to it"
         )
-    compare = _path(config, "sdscm_compare")
+    if compare is not None and md.with_name(RESULTS_NAME).resolve() == compare.resolve():
+        raise pytest.UsageError(
+            f"--compare {compare}: this run would write its results into the baseline it compares "
+            f"against; drop --leaderboard (results then go to {config.rootpath / DEFAULT_COMPARE_LEADERBOARD}) "
+            "or pass another --leaderboard path"
+        )
     box_value, _ = _raw(config, "sdscm_box_plots")
     settings_value, _ = _raw(config, "sdscm_setting")
     recompute_value, _ = _raw(config, "sdscm_recompute")
@@ -371,24 +383,6 @@ def resolve_options(config: pytest.Config) -> Options:
 # Session state
 
 
-def dataset_fingerprint(ds: SDSCMDataset) -> str:
-    """The content hash of a dataset: released data carry ``fingerprint``, generated data ``cache_key``."""
-    fp = ds.meta.get("fingerprint") or ds.meta.get("cache_key")
-    if not fp:
-        raise ValueError(f"dataset {ds.name!r} has no fingerprint or cache_key in its metadata")
-    return str(fp)
-
-
-def dataset_seed(fingerprint: str) -> int:
-    """The fit seed: a fixed function of the dataset's content, so reruns and subsets reproduce fits."""
-    return int(hashlib.sha256(fingerprint.encode()).hexdigest()[:8], 16) % (2**31 - 1)
-
-
-def _error_text(exc: BaseException) -> str:
-    text = repr(exc)
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
-
-
 @dataclass
 class BenchSession:
     """The benchmark state of one pytest process: options, cached datasets per LM and the records made."""
@@ -403,6 +397,9 @@ class BenchSession:
     _thread_limiter: Any = None
     _journal: Journal | None = None
     _stored: dict[tuple[str, ...], dict[str, Any]] | None = None
+    run_id: str = ""
+    _provenance: dict[str, Any] | None = None
+    gate: list[Any] | None = None  # gate.Verdict list, on the controller with --compare
 
     @property
     def enabled(self) -> bool:
@@ -542,12 +539,7 @@ class BenchSession:
         adapter = None
         try:
             adapter = get_adapter(case.estimator)
-            ident = {
-                "estimator": case.estimator,
-                "library": adapter.library,
-                "library_version": adapter.version,
-                "adapter_fingerprint": adapter.fingerprint(),
-            }
+            ident = adapter_ident(adapter, case.estimator)
             setup_error = None
         except Exception as exc:  # a broken adapter class fails its rows, not the session
             cls = available().get(case.estimator)
@@ -556,8 +548,9 @@ class BenchSession:
                 "library": getattr(cls, "library", None),
                 "library_version": None,
                 "adapter_fingerprint": "unavailable",
+                "versions": None,
             }
-            setup_error = _error_text(exc)
+            setup_error = error_text(exc)
         ident |= {"lm": case.lm, "setting": case.setting}
         records = []
         for ds in case.select(datasets):
@@ -565,11 +558,22 @@ class BenchSession:
             if stored is not None:
                 record = stored | {REUSED_FLAG: True}
             else:
-                record = self._score(adapter, setup_error, ds, case.setting, ident)
+                record = score_dataset(adapter, ds, case.setting, ident, setup_error=setup_error)
+                record |= self.provenance()
                 self.journal().append(record)
             records.append(record)
         self.records.extend(records)
         return records
+
+    def provenance(self) -> dict[str, Any]:
+        """Run id, commit, dirty flag and machine (computed once), and the time of this record."""
+        if self._provenance is None:
+            from sdscm_bench.provenance import run_provenance
+
+            self._provenance = run_provenance(self.run_id)
+        from sdscm_bench.provenance import now
+
+        return {**self._provenance, "date": now()}
 
     # -- reuse ------------------------------------------------------------------------------------
 
@@ -591,53 +595,15 @@ class BenchSession:
         key = reuse_key({**ident, "dataset_fingerprint": dataset_fingerprint(ds)})
         return self._stored.get(key)
 
-    @staticmethod
-    def _score(
-        adapter: Any, setup_error: str | None, ds: SDSCMDataset, setting: str, ident: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        from sdscm_bench.metrics import dataset_metrics, failed_metrics
+    def check_pairing(self, case: Case, records: Sequence[Mapping[str, Any]]) -> None:
+        """``--compare``: warn when the baseline has none of this item's datasets (nothing to gate).
 
-        fingerprint = dataset_fingerprint(ds)
-        seed = dataset_seed(fingerprint)
-        t, y, ite = ds.t, ds.y, ds.ite
-        record: dict[str, Any] = {
-            **ident,
-            "family": ds.family.name,
-            "dataset": ds.name,
-            "dataset_fingerprint": fingerprint,
-            "seed": seed,
-            "n_units": int(len(t)),
-        }
-        if setup_error is not None:
-            return record | failed_metrics(sate=float(ite.mean())) | {"failed": True, "error": setup_error}
-        X = ds.covariates(setting, encoding=adapter.covariate_encoding)
-        started = time.perf_counter()
-        seconds: float | None = None
-        try:
-            est = adapter.run(X, t, y, seed)
-            seconds = time.perf_counter() - started
-            metrics = dataset_metrics(
-                ate=est.ate,
-                cate=est.cate,
-                ate_interval=est.ate_interval,
-                cate_interval=est.cate_interval,
-                ite=ite,
-                y=y,
-                fit_seconds=seconds,
-                allow_infinite_bounds=True,
-            )
-        except (Exception, SystemExit) as exc:  # any estimator failure is a result, not a crash
-            if seconds is None:
-                seconds = time.perf_counter() - started
-            failed = failed_metrics(sate=float(ite.mean()), fit_seconds=seconds)
-            return record | failed | {"failed": True, "error": _error_text(exc)}
-        return record | metrics | {"failed": False, "error": None}
-
-    def regressions(self, case: Case, records: Sequence[Mapping[str, Any]]) -> list[str]:
-        """``--compare``: the gate's messages for this item; warns when the baseline has none of its datasets."""
+        The gate itself decides at the end of the session, over every paired dataset of an estimator
+        (:mod:`sdscm_bench.gate`): one item's few datasets are too few for its paired test.
+        """
         if self.baseline is None:
-            return []
-        from sdscm_bench.gate import compare, pair_records
+            return
+        from sdscm_bench.gate import pair_records
 
         if not pair_records(self.baseline, records):
             warnings.warn(
@@ -647,8 +613,6 @@ class BenchSession:
                 ),
                 stacklevel=2,
             )
-            return []
-        return [reg.message for reg in compare(self.baseline, records)]
 
     # -- threads ----------------------------------------------------------------------------------
 
@@ -686,6 +650,13 @@ def pytest_configure(config: pytest.Config) -> None:
     enabled = bool(config.getoption("sdscm_estimator") or config.getoption("sdscm_benchmark"))
     state = BenchSession(config=config, options=None)
     config.stash[_STATE] = state
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get(RUN_ID_KEY):
+        state.run_id = str(workerinput[RUN_ID_KEY])
+    else:
+        from sdscm_bench.provenance import new_run_id
+
+        state.run_id = new_run_id()
     state.limit_threads()
     if not enabled:
         return
@@ -784,7 +755,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def sdscm_bench(pytestconfig: pytest.Config) -> BenchSession:
-    """The session's benchmark state: ``evaluate`` a case on datasets, ``regressions`` against --compare."""
+    """The session's benchmark state: ``evaluate`` a case on datasets, ``check_pairing`` against --compare."""
     return bench_session(pytestconfig)
 
 
@@ -813,6 +784,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _write_outputs(state)
         if state.written.get("error"):
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+    if state.baseline is not None and state.records:
+        from sdscm_bench.gate import compare
+
+        own = [{k: v for k, v in r.items() if k != REUSED_FLAG} for r in state.records]
+        state.gate = compare(state.baseline, own)
+        if any(v.regression for v in state.gate) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: give each worker this run's id."""
+    node.workerinput[RUN_ID_KEY] = bench_session(node.config).run_id
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -842,7 +826,9 @@ def _write_outputs(state: BenchSession) -> None:
 
     opts = state._opts()
     header = collect_header(
-        command=shlex.join(["pytest", *sys.argv[1:]]), packages=_header_packages(state.records)
+        command=shlex.join(["pytest", *sys.argv[1:]]),
+        packages=_header_packages(state.records),
+        run_id=state.run_id,
     )
     header["benchmark"] = opts.as_header()
     lock_dir = cache_root(opts.cache_dir) / "locks"
@@ -866,7 +852,7 @@ def _write_outputs(state: BenchSession) -> None:
             dump.parent.mkdir(parents=True, exist_ok=True)
             dump.write_text(json.dumps({"runs": [header], "records": state.records}, default=json_default))
             state.written["dump"] = dump
-        state.written["error"] = _error_text(exc)
+        state.written["error"] = error_text(exc)
 
 
 def _fmt(x: Any) -> str:
@@ -918,3 +904,27 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 f"failures {agg['n_failures']}/{agg['n_datasets']}"
             )
             tr.write_line(line, red=bool(agg["n_failures"]))
+    _gate_summary(tr, state)
+
+
+def _gate_summary(tr: Any, state: BenchSession) -> None:
+    """The gate's verdicts: every regression in red with its numbers and items, then one line per pass."""
+    if state.gate is None:
+        return
+    opts = state._opts()
+    tr.write_sep("-", f"sdscm-bench gate against {opts.compare}")
+    if not state.gate:
+        tr.write_line("nothing to compare: the baseline shares no datasets with this run", yellow=True)
+        return
+    for v in state.gate:
+        if v.regression:
+            items = ", ".join(f"{v.estimator}-{slug(s.lm)}-{slug(s.setting)}" for s in v.strata)
+            tr.write_line(f"REGRESSION {v.message}" + (f" [items: {items}]" if items else ""), red=True)
+    for v in state.gate:
+        if not v.regression:
+            tr.write_line(("" if v.decided else "UNDECIDED ") + v.message, yellow=not v.decided)
+    bad = sorted({v.estimator for v in state.gate if v.regression})
+    if bad:
+        tr.write_line(f"gate FAILED for {', '.join(bad)}: pytest exits with status 1", red=True, bold=True)
+    else:
+        tr.write_line("gate passed: no estimator regressed", green=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -40,19 +42,45 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def collect_header(command: str, packages: Sequence[str], cwd: str | Path | None = None) -> dict[str, Any]:
-    """Provenance of a run: what produced these numbers, so a leaderboard row can be reproduced.
+def new_run_id() -> str:
+    """A run id that sorts by time and does not collide: UTC timestamp plus 8 random hex digits."""
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
 
-    ``cwd`` is where git is asked for the commit (default: this package's directory); the commit is
-    None outside a git checkout, and ``git_dirty`` says whether tracked files had uncommitted changes.
-    """
+
+def machine_name() -> str:
+    """Host, architecture, CPU model and count: where a record's fit (and its fit time) was measured."""
+    return f"{socket.gethostname()} ({platform.machine()}, {_cpu_model()}, {os.cpu_count()} CPUs)"
+
+
+def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
+    """``git_commit`` (None outside a checkout) and ``git_dirty`` (tracked files changed) of ``cwd``,
+    by default this package's directory."""
     where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
     commit = _git("rev-parse", "HEAD", cwd=where)
     status = _git("status", "--porcelain", "--untracked-files=no", cwd=where) if commit else None
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def run_provenance(run_id: str, cwd: str | Path | None = None) -> dict[str, Any]:
+    """The fields every record of a run carries: run id, commit, dirty flag and machine."""
+    return {"run_id": run_id, **git_state(cwd), "machine": machine_name()}
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def collect_header(
+    command: str, packages: Sequence[str], cwd: str | Path | None = None, run_id: str | None = None
+) -> dict[str, Any]:
+    """Provenance of a run: what produced these numbers, so a leaderboard row can be reproduced.
+
+    ``cwd`` is where git is asked for the commit (see :func:`git_state`).
+    """
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": commit,
-        "git_dirty": None if status is None else bool(status),
+        "run_id": run_id,
+        "date": now(),
+        **git_state(cwd),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),
         "machine": platform.machine(),

@@ -11,12 +11,12 @@ import pytest
 from sdscm_bench.leaderboard import (
     box_plots,
     fmt_number,
-    leaderboard_rows,
     render_markdown,
     write_leaderboard,
 )
 from sdscm_bench.metrics import METRIC_KEYS, failed_metrics
 from sdscm_bench.provenance import collect_header
+from sdscm_bench.ranking import ranking_tables
 from sdscm_bench.results_file import REQUIRED_FIELDS, ResultsFileError, merge_results, read_results
 
 HEADER = {
@@ -91,17 +91,6 @@ def test_same_dataset_other_lm_or_setting_is_a_different_row(tmp_path):
     assert recs[("A", "lm1", "s2", "d1")]["ate"] == 1.0
 
 
-def test_records_become_strict_json(tmp_path):
-    path = tmp_path / "r.json"
-    rec = record(
-        ate=np.float64(1.5), pehe=np.float32(0.25), ate_covered=np.bool_(True), fit_seconds=float("nan")
-    )
-    merge_results(path, [rec])
-    stored = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
-    r = stored["records"][0]
-    assert r["ate"] == 1.5 and r["pehe"] == 0.25 and r["ate_covered"] is True and r["fit_seconds"] is None
-
-
 def test_merge_rejects_records_missing_schema_fields(tmp_path):
     rec = record()
     del rec["adapter_fingerprint"]
@@ -149,15 +138,18 @@ def sample_records():
     return recs
 
 
-def test_leaderboard_rows_sorted_by_ate_rmse():
-    rows = leaderboard_rows([r for r in sample_records() if r["lm"] == "lm1"])
-    assert [r["estimator"] for r in rows] == ["good", "nocate", "bad"]
-    good, _, bad = rows
-    assert good["ATE RMSE"] == pytest.approx(0.1)
-    assert good["ATE R²"] == pytest.approx(1 - 0.03 / 2)  # SS_res 3 * 0.01; SATE 0,1,2 -> SS_tot 2
-    assert good["mean CATE R²"] == pytest.approx(0.8)
-    assert good["median fit s"] == pytest.approx(2.0)
-    assert bad["datasets"] == 4 and bad["failures"] == 1 and bad["ATE coverage"] == pytest.approx(1.0)
+def test_ranking_numbers_on_the_common_set():
+    (lm1, _lm2) = ranking_tables(sample_records())
+    assert [r.estimator for r in lm1.rows] == ["good", "nocate", "bad"]
+    assert lm1.n_common == 3  # bad's failed d4 is not a dataset the others have
+    good, _, bad = lm1.rows
+    assert good.ate_rmse == pytest.approx(0.1)
+    assert good.ate_r2 == pytest.approx(1 - 0.03 / 2)  # SS_res 3 * 0.01; SATE 0,1,2 -> SS_tot 2
+    assert good.cate_r2_mean == pytest.approx(0.8)
+    assert good.median_fit_seconds == pytest.approx(2.0)
+    assert good.pehe_sd_ite_median == pytest.approx(0.3) and good.pehe_sd_ite_below_1 == 1.0
+    assert [r.tier for r in lm1.rows] == [1, 2, 3]  # constant errors: every difference is certain
+    assert bad.failures == 0 and bad.ate_coverage == pytest.approx(1.0) and bad.ate_coverage_n == 3
 
 
 def test_render_markdown():
@@ -168,21 +160,28 @@ def test_render_markdown():
         "numpy 2.0.0",
         "econml (not installed)",
         "`sdscm-bench run --lm tiny`",
+        "sorted by tier, then by ATE RMSE",
+        "Mean CATE R² stays in the records but is not shown",
     ):
         assert text in md
     assert (
         "## family `fam` · LM `lm1` · setting `s1`" in md
         and "## family `fam` · LM `lm2` · setting `s1`" in md
     )
-    assert "Sorted by ATE RMSE (ascending" in md and "PEHE / sd(ITE)" in md
     lm1 = md.split("LM `lm1`")[1].split("LM `lm2`")[0]
-    rows = [line for line in lm1.splitlines() if line.startswith("| ")][1:]  # skip the header row
-    assert [row.split("|")[1].strip() for row in rows] == ["good", "nocate", "bad"]
-    nocate = rows[1].split("|")
-    assert nocate[2].strip() == "lib@1.0"
-    assert nocate[6].strip() == "–"  # mean CATE R²: no CATE
-    assert rows[2].split("|")[-2].strip() == "1"  # failures of "bad"
-    assert "| estimator" in lm1 and "|:--" in lm1  # a pipe table
+    assert "n = 3 datasets, the same for all 3 estimators below" in lm1 and "3 tiers" in lm1
+    table = lm1.split("Interval calibration")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]  # skip the header row
+    cells = [[c.strip() for c in row.split("|")[1:-1]] for row in rows]
+    assert [c[1] for c in cells] == ["good", "nocate", "bad"]
+    assert [c[0] for c in cells] == ["1", "2", "3"]
+    assert cells[0][3] == "0.1 [0.1, 0.1]" and cells[0][4] == "leader" and cells[0][5] == "1 [1, 1]"
+    assert cells[1][2] == "lib@1.0" and cells[1][8] == "–"  # nocate: no CATE headline
+    assert cells[0][8] == "0.3 [0.3, 0.3]" and cells[0][9] == "100%"
+    assert "mean CATE R²" not in table  # not a ranking column
+    calibration = lm1.split("Interval calibration")[1]
+    assert "| bad" in calibration and "1 [0.292, 1] (n = 3)" in calibration and "calibrated" in calibration
+    assert "| estimator" in lm1 and "|:--" in lm1  # pipe tables
 
 
 def test_render_with_no_records_and_sparse_header():
@@ -252,7 +251,7 @@ def test_ranking_agreement_between_sources():
             recs.append(record(est, d, lm="same", ate=err))
             recs.append(record(est, d, lm="reversed", ate=0.5 - err))
             recs.append(record(est, d, lm="other-setting", setting="s2", ate=err))
-    (row,) = ranking_agreement(recs)  # s2 has one source only: no pair
+    (row,) = ranking_agreement(ranking_tables(recs))  # s2 has one source only: no pair
     assert (row["data A"], row["data B"]) == ("fam · reversed", "fam · same")
     assert row["setting"] == "s1" and row["estimators"] == 4 and row["Kendall tau"] == pytest.approx(-1.0)
 

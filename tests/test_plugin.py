@@ -18,6 +18,7 @@ import pytest
 from estimators import registry
 from sdscm_bench.paper_data import default_paper_data_dir
 from sdscm_bench.paths import repo_root
+from sdscm_bench.results_file import merge_results, read_results
 
 pytest_plugins = ["pytester"]
 
@@ -165,13 +166,13 @@ def test_leaderboard_is_written_and_a_second_run_merges(
 ) -> None:
     first = bench.runpytest(*toy_args(shared, estimators="diff_in_means"))
     first.assert_outcomes(passed=2, deselected=1)
-    md, js = bench.path / "leaderboard" / "leaderboard.md", bench.path / "leaderboard" / "results.json"
+    md, js = bench.path / "leaderboard" / "leaderboard.md", bench.path / "leaderboard" / "results.parquet"
     first.stdout.fnmatch_lines([f"leaderboard: {md}  results: {js} (4 records from this run, 4 in the file)"])
     first.stdout.fnmatch_lines(["LM tiny-random · setting all covariates:", "  diff_in_means  ATE RMSE*"])
 
     second = bench.runpytest(*toy_args(shared, "-k", "all_covariates", estimators="ols_slearner"))
     second.assert_outcomes(passed=1, deselected=2)
-    doc = read_json(js)
+    doc = read_results(js)
     assert len(doc["runs"]) == 2
     keys = {(r["estimator"], r["setting"]) for r in doc["records"]}
     assert keys == {
@@ -207,7 +208,7 @@ def test_failing_adapter_fails_its_item_only(
             "toy/seed0: ValueError('ATE is not finite: nan')",
         ]
     )
-    records = read_json(bench.path / "leaderboard" / "results.json")["records"]
+    records = read_results(bench.path / "leaderboard" / "results.parquet")["records"]
     by_estimator: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_estimator.setdefault(rec["estimator"], []).append(rec)
@@ -221,33 +222,57 @@ def test_failing_adapter_fails_its_item_only(
 
 
 def test_compare_gates_against_a_baseline(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
-    args = toy_args(shared, "--setting=all_covariates", estimators="diff_in_means")
-    bench.runpytest(*args).assert_outcomes(passed=1, deselected=1)
-    results = bench.path / "leaderboard" / "results.json"
-    same = bench.path / "same.json"
-    shutil.copy(results, same)
-    bench.runpytest(*args, f"--compare={same}").assert_outcomes(passed=1, deselected=1)
+    # 4 datasets x 2 settings = 8 paired datasets: enough for the paired test to reach p < 0.01.
+    args = toy_args(shared, "--n-datasets=4", estimators="diff_in_means")
+    bench.runpytest(*args).assert_outcomes(passed=2, deselected=1)
+    results = bench.path / "leaderboard" / "results.parquet"
+    published = results.read_bytes()
 
-    doc = read_json(results)
+    # The unchanged adapter on the same datasets: every paired difference is 0; the gate passes and
+    # this run's results go to the compare folder, not into the baseline.
+    result = bench.runpytest(*args, f"--compare={results}")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*gate passed: no estimator regressed*"])
+    assert results.read_bytes() == published
+    assert len(read_results(bench.path / ".sdscm-bench" / "compare" / "results.parquet")["records"]) == 8
+
+    # Against a baseline whose ATE errors were 10x smaller this run regressed: pytest exits 1 and
+    # says which metric, the baseline and new values and the test; no baseline file changes.
+    doc = read_results(results)
     for rec in doc["records"]:
-        rec["ate_abs_error"], rec["pehe"] = 0.0, 0.0
-    better = bench.path / "better.json"
-    better.write_text(json.dumps(doc))
+        rec["ate_error"] /= 10
+    better = bench.path / "better.parquet"
+    merge_results(better, doc["records"], doc["runs"][0])
+    better_bytes = better.read_bytes()
     result = bench.runpytest(*args, f"--compare={better}")
-    result.assert_outcomes(failed=1, deselected=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, deselected=1)
     result.stdout.fnmatch_lines(
-        ["*diff_in_means (LM tiny-random, setting all covariates): mean ate_abs_error went from 0 to *"]
+        [
+            "*REGRESSION diff_in_means: ATE RMSE REGRESSION: x10 of the baseline *Wilcoxon signed-rank "
+            "p = 0.0039 over 8 paired datasets*tiny-random · all covariates: *items: "
+            "diff_in_means-tiny-random-all_covariates, diff_in_means-tiny-random-hidden_confounding*",
+            "*gate FAILED for diff_in_means: pytest exits with status 1*",
+        ]
     )
+    assert better.read_bytes() == better_bytes and results.read_bytes() == published
+
+    # A run that would write into the baseline it compares against is refused.
+    result = bench.runpytest(
+        *args, f"--compare={results}", f"--leaderboard={results.with_name('leaderboard.md')}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*would write its results into the baseline it compares against*"])
 
     for rec in doc["records"]:
         rec["dataset_fingerprint"] = "other-" + rec["dataset_fingerprint"]
-    unrelated = bench.path / "unrelated.json"
-    unrelated.write_text(json.dumps(doc))
+    unrelated = bench.path / "unrelated.parquet"
+    merge_results(unrelated, doc["records"])
     result = bench.runpytest(*args, f"--compare={unrelated}")
     # Count only our warning: pytest adds PytestAssertRewriteWarnings in some installs (fresh clones).
-    result.assert_outcomes(passed=1, deselected=1, warnings=result.parseoutcomes().get("warnings", 0))
+    result.assert_outcomes(passed=2, deselected=1, warnings=result.parseoutcomes().get("warnings", 0))
     result.stdout.fnmatch_lines(["*SdscmBenchWarning: --compare *the baseline shares no datasets*"])
-    assert str(result.stdout).count("SdscmBenchWarning") == 1
+    assert str(result.stdout).count("SdscmBenchWarning") == 2  # one per item
 
 
 @pytest.mark.parametrize(
@@ -321,7 +346,7 @@ def test_paper_lm_items(bench: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*test_estimator?diff_in_means-paper-gpt2-hidden_confounding? PASSED*"])
     assert (bench.path / "leaderboard" / "oncology_paper-gpt2_cate_r2.png").is_file()
     result.stdout.fnmatch_lines(["box plot: *paper-gpt2_cate_r2.png"])
-    (rec,) = read_json(bench.path / "leaderboard" / "results.json")["records"]
+    (rec,) = read_results(bench.path / "leaderboard" / "results.parquet")["records"]
     assert rec["lm"] == "paper-gpt2" and rec["dataset"] == "paper-gpt2/0" and rec["family"] == "oncology"
 
 
@@ -333,7 +358,7 @@ def test_xdist_workers_send_records_to_the_controller(
     result = bench.runpytest_subprocess(*toy_args(shared, "-n", "2"))
     result.assert_outcomes(passed=4)  # xdist reports no deselected count from the workers
     result.stdout.fnmatch_lines(["*(8 records from this run, 8 in the file)*"])
-    doc = read_json(bench.path / "leaderboard" / "results.json")
+    doc = read_results(bench.path / "leaderboard" / "results.parquet")
     assert len(doc["records"]) == 8 and len(doc["runs"]) == 2  # the workers wrote nothing themselves
     assert {r["estimator"] for r in doc["records"]} == {"diff_in_means", "ols_slearner"}
 
@@ -361,16 +386,16 @@ def test_a_rerun_reuses_every_stored_result(bench: pytest.Pytester, shared: dict
     first = bench.runpytest(*toy_args(shared))
     first.assert_outcomes(passed=4, deselected=1)
     assert reuse_line(first) == "results reused from earlier runs: 0 of 8 (0.0%); computed now: 8"
-    js = bench.path / "leaderboard" / "results.json"
+    js = bench.path / "leaderboard" / "results.parquet"
     before = {
-        (r["estimator"], r["dataset"], r["setting"]): r["fit_seconds"] for r in read_json(js)["records"]
+        (r["estimator"], r["dataset"], r["setting"]): r["fit_seconds"] for r in read_results(js)["records"]
     }
     assert not (bench.path / "leaderboard" / ".sdscm-journal").exists()  # merged, then compacted
 
     second = bench.runpytest(*toy_args(shared))
     second.assert_outcomes(passed=4, deselected=1)
     assert reuse_line(second) == "results reused from earlier runs: 8 of 8 (100.0%); computed now: 0"
-    doc = read_json(js)
+    doc = read_results(js)
     after = {(r["estimator"], r["dataset"], r["setting"]): r["fit_seconds"] for r in doc["records"]}
     assert after == before  # the same records, not refits (fit times would differ)
     assert not any("_reused" in r for r in doc["records"])
@@ -383,8 +408,8 @@ def test_changing_one_adapter_reruns_that_adapter_only(
     bench: pytest.Pytester, shared: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bench.runpytest(*toy_args(shared)).assert_outcomes(passed=4, deselected=1)
-    js = bench.path / "leaderboard" / "results.json"
-    old = {r["estimator"]: r["adapter_fingerprint"] for r in read_json(js)["records"]}
+    js = bench.path / "leaderboard" / "results.parquet"
+    old = {r["estimator"]: r["adapter_fingerprint"] for r in read_results(js)["records"]}
 
     # A new hyperparameter is a new adapter version (its fingerprint covers the hyperparameters).
     ols = registry.available()["ols_slearner"]
@@ -392,7 +417,7 @@ def test_changing_one_adapter_reruns_that_adapter_only(
     second = bench.runpytest(*toy_args(shared))
     second.assert_outcomes(passed=4, deselected=1)
     assert reuse_line(second) == "results reused from earlier runs: 4 of 8 (50.0%); computed now: 4"
-    records = read_json(js)["records"]
+    records = read_results(js)["records"]
     assert len(records) == 8
     new = {r["estimator"]: r["adapter_fingerprint"] for r in records}
     assert new["diff_in_means"] == old["diff_in_means"] and new["ols_slearner"] != old["ols_slearner"]
@@ -404,9 +429,9 @@ def test_journaled_results_of_a_killed_run_are_reused(
     """A run that dies after some fits (here: its journal survives, its results file was never written)."""
     bench.runpytest(*toy_args(shared)).assert_outcomes(passed=4, deselected=1)
     lb = bench.path / "leaderboard"
-    records = read_json(lb / "results.json")["records"]
+    records = read_results(lb / "results.parquet")["records"]
     # Simulate the kill: only the journal of the first 3 fits exists, one of them torn mid-line.
-    (lb / "results.json").unlink()
+    (lb / "results.parquet").unlink()
     (lb / "leaderboard.md").unlink()
     journal = lb / ".sdscm-journal"
     journal.mkdir()
@@ -417,7 +442,7 @@ def test_journaled_results_of_a_killed_run_are_reused(
     resumed.assert_outcomes(passed=4, deselected=1)
     resumed.stdout.fnmatch_lines(["*host-1.jsonl:3: torn journal line skipped; that result is recomputed*"])
     assert reuse_line(resumed) == "results reused from earlier runs: 2 of 8 (25.0%); computed now: 6"
-    doc = read_json(lb / "results.json")
+    doc = read_results(lb / "results.parquet")
     assert len(doc["records"]) == 8
     by_key = {(r["estimator"], r["dataset"], r["setting"]): r for r in doc["records"]}
     for rec in records[:2]:
@@ -479,13 +504,13 @@ def test_a_sigkilled_run_resumes_without_refitting(bench: pytest.Pytester, share
     proc.wait()
     done = journaled()
     assert 3 <= done < 12, f"kill came too late or too early ({done} of 12 fits journaled)"
-    assert not (bench.path / "leaderboard" / "results.json").exists()
+    assert not (bench.path / "leaderboard" / "results.parquet").exists()
 
     rerun = subprocess.run(cmd, cwd=bench.path, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     expected = f"results reused from earlier runs: {done} of 12 ({100.0 * done / 12:.1f}%); computed now: {12 - done}"
     assert expected in rerun.stdout
-    assert len(read_json(bench.path / "leaderboard" / "results.json")["records"]) == 12
+    assert len(read_results(bench.path / "leaderboard" / "results.parquet")["records"]) == 12
     assert not journal.exists()
 
 
@@ -498,5 +523,5 @@ def test_datasets_per_item_splits_items(bench: pytest.Pytester, shared: dict[str
             "*test_estimator?diff_in_means-tiny-random-all_covariates-datasets1-1? PASSED*",
         ]
     )
-    records = read_json(bench.path / "leaderboard" / "results.json")["records"]
+    records = read_results(bench.path / "leaderboard" / "results.parquet")["records"]
     assert len(records) == 4 and len({(r["dataset"], r["setting"]) for r in records}) == 4
