@@ -150,14 +150,18 @@ def cmd_run(args: argparse.Namespace) -> None:
         bias = {k: 3.0 * v for k, v in typical_errors(baseline, e).items()}
         rows.append(verdict_row("ATE + 3x typical error", e, compare(baseline, fit(e, cases, bias=bias))))
 
-    alarms: dict[str, int] = {}
+    seed_rows = []
     for e in SEEDED:
-        alarms[e] = 0
+        alarms, worst_ratio, least_p = 0, 0.0, 1.0
         for s in tqdm(range(1, args.seeds + 1), desc=f"seeds {e}"):
             verdicts = compare(baseline, fit(e, cases, seed_offset=s))
-            alarms[e] += bool(regressions(verdicts))
+            alarms += bool(regressions(verdicts))
             if regressions(verdicts):
                 rows.append(verdict_row(f"seed +{s} (false alarm)", e, verdicts))
+            gated = [v for v in verdicts if v.ratio is not None]
+            worst_ratio = max([worst_ratio, *(v.ratio for v in gated)])
+            least_p = min([least_p, *(v.p_value for v in gated)])
+        seed_rows.append([e, args.seeds, alarms, f"x{worst_ratio:.3g}", f"{least_p:.2g}"])
     if args.patch_records:
         patched = json.loads(Path(args.patch_records).read_text())
         for e in sorted({r["estimator"] for r in patched}):
@@ -179,9 +183,10 @@ def cmd_run(args: argparse.Namespace) -> None:
         "n",
     ]
     print(tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
-    if args.seeds:
-        for e, k in alarms.items():
-            print(f"seed scenario: {e}: {k} false alarms in {args.seeds} seeds")
+    if seed_rows:
+        print()
+        print(tabulate(seed_rows, headers=["seed scenario", "seeds", "false alarms", "largest ratio", "smallest p"],
+                       tablefmt="pipe", disable_numparse=True))  # fmt: skip
     print(f"wall time {time.perf_counter() - started:.0f} s")
 
 

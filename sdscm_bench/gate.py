@@ -15,15 +15,17 @@ its LMs and settings, "strata"), and for each gated metric:
    strata with different outcome units are comparable. One-sided Wilcoxon signed-rank test of
    "d tends to be > 0" (``scipy.stats.wilcoxon``, exact for small n; zero differences dropped).
 3. *Decision.* A regression when ``pooled ratio > 1 + min_rel_change`` **and** ``p < alpha``.
-   Defaults: ATE RMSE 50% worse, mean PEHE 25% worse, alpha = 0.01. The ATE error of one dataset
-   is a single noisy number (PEHE averages over units), hence its larger floor.
+   Defaults: ATE RMSE 50% worse, mean PEHE 25% worse, alpha = 0.05. The ATE error of one dataset
+   is a single noisy number (PEHE averages over units), hence its larger floor. Requiring both
+   keeps the false-alarm rate below alpha: noise must produce a large ratio *and* a consistent sign.
 
 Why both: the test alone flags tiny but consistent shifts (a patch release that moves every error
 by 1%), the ratio alone flags noise on a handful of datasets (a new seed of a random forest). A
 seeded, unchanged adapter reproduces its records exactly: every d_i = 0, p = 1.
 
-The exact one-sided Wilcoxon p-value cannot go below 2^-n, so below :data:`MIN_PAIRED` = 7 paired
-datasets it cannot reach 0.01: the gate then says it cannot decide (a warning, not a pass).
+The exact one-sided Wilcoxon p-value cannot go below 2^-n, so below :func:`min_paired` (5 paired
+datasets at alpha = 0.05) it cannot reach alpha: the gate then says it cannot decide (a warning, not
+a pass).
 
 Besides metrics, a dataset that succeeded in the baseline and fails now is a regression, and so is a
 metric the baseline had and the new run lacks (a lost capability, e.g. no more CATE).
@@ -31,6 +33,7 @@ metric the baseline had and the new run lacks (a lost capability, e.g. no more C
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +45,10 @@ from scipy import stats
 from sdscm_bench.errors import SdscmError
 from sdscm_bench.results_file import ResultsFileError, read_results, record_key
 
-MIN_PAIRED = 7  # smallest n with 2^-n < 0.01
+
+def min_paired(alpha: float) -> int:
+    """The smallest n at which the exact one-sided Wilcoxon p-value (at best 2^-n) can be below alpha."""
+    return math.floor(math.log2(1.0 / alpha)) + 1
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class GateRule:
     loss: str  # record field giving the per-dataset loss
     square: bool  # square the field (ATE error -> squared error; summary is then the root mean)
     min_rel_change: float = 0.25
-    alpha: float = 0.01
+    alpha: float = 0.05
 
     def losses(self, recs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         v = np.asarray([float(r[self.loss]) for r in recs], dtype=np.float64)
@@ -163,7 +169,7 @@ def judge(
     ratios = np.asarray([s.ratio for s in strata])
     ratio = float(np.exp(np.mean(np.log(np.maximum(ratios, 1e-300)))))
     p = wilcoxon_greater(d)
-    decided = d.size >= MIN_PAIRED or not np.any(d)
+    decided = d.size >= min_paired(rule.alpha) or not np.any(d)
     regression = decided and ratio > 1.0 + rule.min_rel_change and p < rule.alpha
     per = "; ".join(f"{s.lm} · {s.setting}: {_fmt(s.baseline)} -> {_fmt(s.new)} (n = {s.n})" for s in strata)
     verdict = "REGRESSION" if regression else ("pass" if decided else "cannot decide")
@@ -174,7 +180,9 @@ def judge(
         f"Baseline -> new: {per}"
     )
     if not decided:
-        message += f". Fewer than {MIN_PAIRED} paired datasets: the test cannot reach p < {rule.alpha:g}"
+        message += (
+            f". Fewer than {min_paired(rule.alpha)} paired datasets: the test cannot reach p < {rule.alpha:g}"
+        )
     return Verdict(estimator, rule.label, regression, decided, int(d.size), ratio, p, tuple(strata), message)
 
 
