@@ -1,8 +1,12 @@
-"""Command line: ``sdscm-bench generate|show|validate``. Bad input exits non-zero with one clear line."""
+"""Command line: ``sdscm-bench generate|show|validate|publish|migrate-results``.
+
+Bad input exits non-zero with one clear line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -83,6 +87,87 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+N_RECORDS_NOTE = (
+    "recomputed at migration to format 2 from the run's options; format 1 double-counted journal records"
+)
+
+
+def _run_size(benchmark: object) -> int | None:
+    """Records a run was asked for: estimators x datasets x settings of each LM; None if not derivable."""
+    from sdscm_bench.families import resolve_spec
+    from sdscm_bench.paper_data import oncology_family
+    from sdscm_bench.plugin import PAPER_PREFIX
+    from sdscm_bench.spec import load_family
+
+    if not isinstance(benchmark, dict):
+        return None
+    estimators, lms, settings = benchmark.get("estimators"), benchmark.get("lms"), benchmark.get("settings")
+    n_datasets, family = benchmark.get("n_datasets"), benchmark.get("family")
+    if not (isinstance(estimators, list) and isinstance(lms, list) and isinstance(n_datasets, int)):
+        return None
+    total = 0
+    for lm in lms:
+        if isinstance(settings, list):
+            n_settings = len(settings)
+        elif settings != "all":
+            return None
+        else:
+            try:
+                spec = oncology_family() if lm.startswith(PAPER_PREFIX) else None
+                if spec is None and isinstance(family, str):
+                    path = Path(family)
+                    spec = load_family(path if path.exists() else resolve_spec(path.stem))
+            except (SdscmError, OSError):
+                return None
+            if spec is None:
+                return None
+            n_settings = len(spec.settings)
+        total += len(estimators) * n_settings * n_datasets
+    return total
+
+
+def _cmd_migrate_results(args: argparse.Namespace) -> int:
+    from sdscm_bench.results_file import read_results, record_key, write_results
+
+    old, new = Path(args.old), Path(args.new)
+    doc = read_results(old)
+    if doc["format_version"] != 1:
+        raise SdscmError(f"{old}: already format {doc['format_version']}; nothing to migrate")
+    runs = []
+    for run in doc["runs"]:
+        n_records = _run_size(run.get("benchmark"))
+        note = (
+            N_RECORDS_NOTE if n_records is not None else "not derivable from the run's options at migration"
+        )
+        runs.append({**run, "n_records": n_records, "n_records_note": note})
+    write_results(new, {"runs": runs, "records": doc["records"]})
+    back = read_results(new)
+    # Exact check, independent of the writer: same keys, and per record the same JSON text (so 1, 1.0
+    # and True differ, floats compare by repr); a key absent in the old record reads back as None.
+    old_by_key = {record_key(r): r for r in doc["records"]}
+    new_by_key = {record_key(r): r for r in back["records"]}
+    columns = set().union(*(back["records"] or [{}]))
+
+    def text(rec: dict) -> str:
+        return json.dumps({k: rec.get(k) for k in columns}, sort_keys=True)
+
+    same = (
+        len(back["records"]) == len(doc["records"]) == len(old_by_key)
+        and old_by_key.keys() == new_by_key.keys()
+    )
+    if (
+        not same
+        or any(text(old_by_key[k]) != text(new_by_key[k]) for k in old_by_key)
+        or back["runs"] != runs
+    ):
+        raise SdscmError(f"{new}: what was read back differs from {old}; check the file before using it")
+    print(
+        f"wrote {new}: {len(back['records'])} records, {len(runs)} runs; "
+        f"{old.stat().st_size:,} bytes -> {new.stat().st_size:,} bytes"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdscm-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("specs", nargs="+")
     val.set_defaults(func=_cmd_validate)
     pub = sub.add_parser("publish", help="render the leaderboard front page (README.md) from a results file")
-    pub.add_argument("results", help="results JSON written by the pytest plugin (leaderboard/results.json)")
+    pub.add_argument(
+        "results", help="results file written by the pytest plugin (leaderboard/results.parquet)"
+    )
     pub.add_argument("--intro", required=True, help="markdown placed first: findings, commands, runtimes")
     pub.add_argument("--out", help="default: README.md next to the results file")
     pub.add_argument(
@@ -124,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="link the PNGs already next to the page instead of redrawing the box plots",
     )
     pub.set_defaults(func=_cmd_publish)
+    mig = sub.add_parser("migrate-results", help="convert a format-1 results.json to a results.parquet")
+    mig.add_argument("old", help="format-1 results JSON")
+    mig.add_argument("new", help="parquet file to write (e.g. leaderboard/results.parquet)")
+    mig.set_defaults(func=_cmd_migrate_results)
     return parser
 
 

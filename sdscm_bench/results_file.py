@@ -1,16 +1,27 @@
 """The results file: every per-dataset record of every run, merged by key, written atomically.
 
-Every per-dataset result is one JSON record (schema: :data:`REQUIRED_FIELDS`). The results file keeps
-records from all runs; a run over a subset of estimators, LMs, settings or datasets replaces only the
-records with its own key (:data:`RECORD_KEY`) and keeps every other row, so partial runs never
-clobber the leaderboard. Files are written atomically (temp file + ``os.replace``) so an interrupted
-run leaves the previous file intact.
+Every per-dataset result is one record (schema: :data:`REQUIRED_FIELDS`, plus any extra fields such
+as ``seed`` or ``n_units``). The results file keeps records from all runs; a run over a subset of
+estimators, LMs, settings or datasets replaces only the records with its own key (:data:`RECORD_KEY`)
+and keeps every other row, so partial runs never clobber the leaderboard. Files are written atomically
+(temp file in the same folder + ``os.replace``) so an interrupted run leaves the previous file intact.
 
-Results file layout::
+Results file layout (format 2, ``results.parquet``): one parquet file, zstd-compressed, one row per
+record, rows sorted by :data:`SORT_KEY` so the same records always give the same bytes. The columns
+are the union of all records' keys; a key a record lacks is stored as null, so **a key absent from a
+record reads back as None** (absent and None are the same thing in this file). Columns whose values
+are all bool, all int or all float are stored as such (all-None columns as null); string columns as
+strings; any other column (dict or list values, or mixed types such as ints and floats) is stored as
+JSON text and decoded on read. The parquet key-value metadata holds::
 
-    {"format_version": 1,
-     "runs": [header, ...],      # one provenance.collect_header() dict per write, oldest first
-     "records": [record, ...]}
+    sdscm_bench.format_version  "2"
+    sdscm_bench.runs            JSON list of run headers (provenance.collect_header() dicts), oldest first,
+                                each with n_records: the distinct record keys that write merged in
+    sdscm_bench.json_columns    JSON list of the columns stored as JSON text
+
+:func:`read_results` returns ``{"format_version", "runs": [header, ...], "records": [record, ...]}``.
+It also reads format 1, a JSON file of that same shape (old baselines for ``--compare``); the format is
+told by the file's content (parquet's ``PAR1`` magic), not its name.
 """
 
 from __future__ import annotations
@@ -19,19 +30,22 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from sdscm_bench.errors import SdscmError
 from sdscm_bench.metrics import METRIC_KEYS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Two records with the same values of these fields are results for the same thing; the newer wins.
 RECORD_KEY: tuple[str, ...] = ("estimator", "lm", "setting", "dataset_fingerprint")
+
+#: Row order of the results file (it includes :data:`RECORD_KEY`, so the order is total).
+SORT_KEY: tuple[str, ...] = ("family", "lm", "setting", "estimator", "dataset_fingerprint")
 
 #: Fields every record must carry (values may be None where documented in metrics.FORMULAS).
 REQUIRED_FIELDS: tuple[str, ...] = (
@@ -51,17 +65,27 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "error",  # str | None: why it failed
 )
 
+META_FORMAT = b"sdscm_bench.format_version"
+META_RUNS = b"sdscm_bench.runs"
+META_JSON_COLUMNS = b"sdscm_bench.json_columns"
+PARQUET_MAGIC = b"PAR1"
+_INT64 = (-(2**63), 2**63 - 1)
+
 
 class ResultsFileError(SdscmError):
     """A results file is missing, unreadable or not in the expected layout."""
 
 
 # ---------------------------------------------------------------------------------------------------
-# Records and the results file
+# Records
 
 
 def record_key(record: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(record[k]) for k in RECORD_KEY)
+
+
+def _sort_key(record: Mapping[str, Any]) -> tuple[tuple[bool, str], ...]:
+    return tuple((record.get(k) is not None, str(record.get(k))) for k in SORT_KEY)
 
 
 def validate_record(record: Mapping[str, Any]) -> None:
@@ -89,13 +113,17 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+# ---------------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write via a temp file in the same directory and os.replace, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a published leaderboard must be readable
@@ -105,13 +133,144 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def read_results(path: str | Path, *, missing_ok: bool = False) -> dict[str, Any]:
-    """Read a results file; an absent file is an empty one only when ``missing_ok``."""
-    path = Path(path)
-    if not path.exists():
-        if missing_ok:
-            return {"format_version": FORMAT_VERSION, "runs": [], "records": []}
-        raise ResultsFileError(f"{path}: results file not found")
+def _atomic_write_text(path: Path, text: str) -> None:
+    """:func:`_atomic_write` of UTF-8 text."""
+    _atomic_write(Path(path), lambda fh: fh.write(text.encode("utf-8")))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Format 2: parquet
+
+
+def _column_type(values: list[Any]) -> str:
+    """'null', 'bool', 'int', 'float', 'string' or 'json' for one column's values (None ignored)."""
+    kinds = set()
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            kinds.add("bool")
+        elif isinstance(v, int):
+            kinds.add("int" if _INT64[0] <= v <= _INT64[1] else "json")
+        elif isinstance(v, float):
+            kinds.add("float")
+        elif isinstance(v, str):
+            kinds.add("string")
+        else:
+            kinds.add("json")
+        if len(kinds) > 1:
+            return "json"  # mixed (e.g. ints and floats): JSON keeps each value's type exactly
+    return kinds.pop() if kinds else "null"
+
+
+def _to_table(runs: list[Any], records: list[dict[str, Any]]) -> Any:
+    import pyarrow as pa
+
+    columns: dict[str, None] = {}  # union of the records' keys, in first-seen order
+    for rec in records:
+        columns.update(dict.fromkeys(rec))
+    arrays = {}
+    json_columns = []
+    arrow_types = {"null": pa.null(), "bool": pa.bool_(), "int": pa.int64(), "float": pa.float64()}
+    for name in columns:
+        values = [rec.get(name) for rec in records]
+        kind = _column_type(values)
+        if kind == "json":
+            json_columns.append(name)
+            values = [None if v is None else json.dumps(v, allow_nan=False) for v in values]
+        arrays[name] = pa.array(values, type=arrow_types.get(kind, pa.string()))
+    metadata = {
+        META_FORMAT: str(FORMAT_VERSION).encode(),
+        META_RUNS: json.dumps(runs, allow_nan=False).encode(),
+        META_JSON_COLUMNS: json.dumps(json_columns).encode(),
+    }
+    if not arrays:  # no records: parquet needs a schema, so an empty key column
+        arrays = {k: pa.array([], type=pa.string()) for k in RECORD_KEY}
+    return pa.table(arrays).replace_schema_metadata(metadata)
+
+
+def _normalized(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Records as the file returns them: sorted by :data:`SORT_KEY`, every record with every column."""
+    records = sorted((dict(r) for r in records), key=_sort_key)
+    columns: dict[str, None] = {}
+    for rec in records:
+        columns.update(dict.fromkeys(rec))
+    return [{k: rec.get(k) for k in columns} for rec in records]
+
+
+def write_results(path: str | Path, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Write ``doc`` (``runs`` and ``records``) as a format-2 file atomically; returns it as read back.
+
+    Records are sorted by :data:`SORT_KEY` and given every column (a missing key becomes None). A
+    record that cannot be stored raises before the file is touched.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    runs = _jsonable(list(doc.get("runs", [])))
+    records = _normalized(_jsonable(list(doc["records"])))
+    table = _to_table(runs, records)
+    floats = [f.name for f in table.schema if f.type == pa.float64()]
+    options = {
+        "compression": "zstd",
+        "compression_level": 9,
+        # Floats compress ~20% better split into byte streams than dictionary-encoded.
+        "use_byte_stream_split": floats,
+        "use_dictionary": [name for name in table.column_names if name not in floats],
+    }
+    _atomic_write(Path(path), lambda fh: pq.write_table(table, fh, **options))
+    return {"format_version": FORMAT_VERSION, "runs": runs, "records": records}
+
+
+def _read_parquet(path: Path) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with open(path, "rb") as fh:  # a file object: no dataset discovery, partitioning or globbing
+            table = pq.read_table(fh)
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsFileError(
+            f"{path}: not a readable parquet results file (truncated or corrupt?): {exc}"
+        ) from exc
+    meta = table.schema.metadata or {}
+    if META_FORMAT not in meta:
+        raise ResultsFileError(
+            f"{path}: a parquet file without sdscm-bench results metadata ({META_FORMAT!r})"
+        )
+    try:
+        version = int(meta[META_FORMAT])
+        runs = json.loads(meta.get(META_RUNS, b"[]"))
+        json_columns = set(json.loads(meta.get(META_JSON_COLUMNS, b"[]")))
+    except ValueError as exc:
+        raise ResultsFileError(f"{path}: malformed sdscm-bench metadata: {exc}") from exc
+    if version > FORMAT_VERSION:
+        raise ResultsFileError(
+            f"{path}: results format {version} is newer than this sdscm-bench reads ({FORMAT_VERSION})"
+        )
+    if not isinstance(runs, list):
+        raise ResultsFileError(f"{path}: run headers ({META_RUNS!r}) are not a JSON list")
+    missing = [k for k in RECORD_KEY if k not in table.column_names]
+    if missing and table.num_rows:
+        raise ResultsFileError(f"{path}: records lack the key fields {missing}")
+    columns = {}
+    for name in table.column_names:
+        values = table.column(name).to_pylist()
+        if name in json_columns:
+            try:
+                values = [None if v is None else json.loads(v) for v in values]
+            except (TypeError, ValueError) as exc:
+                raise ResultsFileError(f"{path}: column {name!r} is not JSON text: {exc}") from exc
+        columns[name] = values
+    records = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return {"format_version": version, "runs": runs, "records": records}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Format 1: JSON (read only)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -122,17 +281,38 @@ def read_results(path: str | Path, *, missing_ok: bool = False) -> dict[str, Any
         ) from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
         raise ResultsFileError(f"{path}: expected a JSON object with a 'records' list")
+    doc.setdefault("runs", [])
+    doc.setdefault("format_version", 1)
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------------
+# The results file
+
+
+def read_results(path: str | Path, *, missing_ok: bool = False) -> dict[str, Any]:
+    """Read a results file (format 2 parquet, or format 1 JSON); absent is empty only when ``missing_ok``."""
+    path = Path(path)
+    if not path.exists():
+        if missing_ok:
+            return {"format_version": FORMAT_VERSION, "runs": [], "records": []}
+        raise ResultsFileError(f"{path}: results file not found")
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(len(PARQUET_MAGIC))
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot read results file: {exc}") from exc
+    parquet = magic == PARQUET_MAGIC or (path.suffix == ".parquet" and not magic.lstrip().startswith(b"{"))
+    doc = _read_parquet(path) if parquet else _read_json(path)
     bad = [
         i
         for i, r in enumerate(doc["records"])
-        if not isinstance(r, dict) or any(k not in r for k in RECORD_KEY)
+        if not isinstance(r, dict) or any(r.get(k) is None for k in RECORD_KEY)
     ]
     if bad:
         raise ResultsFileError(
             f"{path}: records {bad[:5]} are not objects with the key fields {list(RECORD_KEY)}"
         )
-    doc.setdefault("runs", [])
-    doc.setdefault("format_version", FORMAT_VERSION)
     return doc
 
 
@@ -157,21 +337,23 @@ def merge_records(
 
 
 def merge_results(
-    json_path: str | Path,
+    path: str | Path,
     new_records: Iterable[Mapping[str, Any]],
     header: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Merge a run's records into the results file (same key replaced, all others kept) atomically.
 
-    ``header`` (from :func:`collect_header`) is appended to the file's ``runs``. Returns the merged
-    document. Not safe against two processes merging into the same file at the same moment.
+    ``header`` (from :func:`collect_header`) is appended to the file's ``runs`` with ``n_records``,
+    the number of distinct record keys among ``new_records``. The file is written in format 2 whatever
+    its name (a format-1 JSON file is read, merged and rewritten as parquet). Returns the merged
+    document as :func:`read_results` would read it back. Not safe against two processes merging into
+    the same file at the same moment.
     """
-    json_path = Path(json_path)
+    path = Path(path)
     new_records = list(new_records)
-    doc = read_results(json_path, missing_ok=True)
-    doc["records"] = merge_records(doc["records"], new_records)
+    doc = read_results(path, missing_ok=True)
+    records = merge_records(doc["records"], new_records)
+    runs = list(doc["runs"])
     if header is not None:
-        doc["runs"].append(_jsonable({**header, "n_records": len(new_records)}))
-    doc["format_version"] = FORMAT_VERSION
-    _atomic_write_text(json_path, json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n")
-    return doc
+        runs.append({**header, "n_records": len({record_key(r) for r in new_records})})
+    return write_results(path, {"runs": runs, "records": records})

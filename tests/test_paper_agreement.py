@@ -9,7 +9,7 @@ the SATEs as the truth, and the RMSE. No sdscm-bench code is used there.
 
 The checked side is sdscm-bench's whole path: the released-data loader, the ``diff_in_means`` and
 ``ols_slearner`` adapters, the per-dataset metrics and the aggregate, both run live here and as
-published in ``leaderboard/results.json``.
+published in ``leaderboard/results.parquet``.
 """
 
 from __future__ import annotations
@@ -125,13 +125,13 @@ def test_live_pipeline_matches_the_reference(reference: tuple[str, pd.DataFrame]
 
 def test_published_results_match_the_reference(reference: tuple[str, pd.DataFrame]) -> None:
     """Every published diff_in_means / ols_slearner row on this LM: same ATEs, R² and RMSE to 4 decimals."""
-    import json
+    from sdscm_bench.results_file import read_results
 
     lm, ref = reference
-    path = repo_root() / "leaderboard" / "results.json"
+    path = repo_root() / "leaderboard" / "results.parquet"
     records = [
         r
-        for r in json.loads(path.read_text())["records"]
+        for r in read_results(path)["records"]
         if r["lm"] == f"paper-{lm}" and r["estimator"] in PAPER_ESTIMATORS and not r["failed"]
     ]
     if not records:
@@ -154,13 +154,12 @@ def test_published_results_match_the_reference(reference: tuple[str, pd.DataFram
 
 def main() -> None:
     """Print the paper-style ATE table: the reference next to the published rows (``python tests/...``)."""
-    import json
-
     from tabulate import tabulate
 
     from sdscm_bench.metrics import aggregate
+    from sdscm_bench.results_file import read_results
 
-    records = json.loads((repo_root() / "leaderboard" / "results.json").read_text())["records"]
+    records = read_results(repo_root() / "leaderboard" / "results.parquet")["records"]
     rows = []
     for lm in ("gpt2", "llama-3-8b"):
         ref = reference_ates(paper_dir(), lm)
