@@ -82,7 +82,12 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else results.with_name("README.md")
     # --no-plots keeps (and links) the PNGs already there instead of redrawing them.
     plots = box_plots(doc["records"], out.parent) if not args.no_plots else sorted(out.parent.glob("*.png"))
-    out.write_text(render_front_page(doc, intro.read_text(encoding="utf-8"), plots), encoding="utf-8")
+    from sdscm_bench.provenance import git_state
+
+    publisher = git_state()  # a page rendered from uncommitted code says so
+    out.write_text(
+        render_front_page(doc, intro.read_text(encoding="utf-8"), plots, publisher), encoding="utf-8"
+    )
     print(f"wrote {out} ({len(doc['records'])} records, {len(plots)} box plots)")
     return 0
 

@@ -19,7 +19,7 @@ Per dataset the item fits the estimator (seed derived from the dataset's fingerp
 always get the same seed whatever subset or order a run uses), scores it and records one row; an
 estimator that raises or returns a NaN/malformed estimate gives a failed row, never a stopped session.
 At the end of the session the controller (the only writer under pytest-xdist) merges the rows into the
-results JSON and re-renders the markdown leaderboard next to it.
+results file and re-renders the markdown leaderboard next to it.
 """
 
 from __future__ import annotations
@@ -667,6 +667,15 @@ def pytest_configure(config: pytest.Config) -> None:
     state.check_paper_sizes()
     from sdscm_bench.results_file import ResultsFileError, read_results
 
+    legacy = state.options.results_json.with_name("results.json")
+    if not state.options.results_json.exists() and legacy.exists():
+        config.issue_config_time_warning(
+            SdscmBenchWarning(
+                f"{legacy} is a results file of the earlier JSON format and is not read for reuse; convert it "
+                f"with: sdscm-bench migrate-results {legacy} {state.options.results_json}"
+            ),
+            stacklevel=2,
+        )
     try:
         read_results(state.options.results_json, missing_ok=True)
     except ResultsFileError as exc:
@@ -689,7 +698,7 @@ def _check_rootdir(config: pytest.Config) -> None:
     """Refuse a run whose rootdir pytest guessed from one of our option values.
 
     pytest picks its rootdir and ini file before plugins register their options, so the value of
-    ``--compare /elsewhere/results.json`` looks like a test path: the project's configuration is
+    ``--compare /elsewhere/results.parquet`` looks like a test path: the project's configuration is
     then not read and the leaderboard would land next to that path. ``--compare=/elsewhere/...``
     is read correctly.
     """
@@ -900,7 +909,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for _, _, estimator, agg in sorted(rows):
             line = (
                 f"  {estimator:<{width}}  ATE RMSE {_fmt(agg['ate_rmse']):>7}  "
-                f"mean CATE R² {_fmt(agg['metrics']['cate_r2']['mean']):>7}  "
+                f"median PEHE/sd(ITE) {_fmt(agg['metrics']['pehe_sd_ite']['median']):>7}  "
                 f"failures {agg['n_failures']}/{agg['n_datasets']}"
             )
             tr.write_line(line, red=bool(agg["n_failures"]))

@@ -525,3 +525,14 @@ def test_datasets_per_item_splits_items(bench: pytest.Pytester, shared: dict[str
     )
     records = read_results(bench.path / "leaderboard" / "results.parquet")["records"]
     assert len(records) == 4 and len({(r["dataset"], r["setting"]) for r in records}) == 4
+
+
+def test_a_legacy_json_results_file_is_named_with_the_migration_command(
+    bench: pytest.Pytester, shared: dict[str, Path]
+) -> None:
+    (bench.path / "leaderboard").mkdir()
+    (bench.path / "leaderboard" / "results.json").write_text('{"records": []}')
+    result = bench.runpytest(*toy_args(shared, "--collect-only"))
+    result.stdout.fnmatch_lines(
+        ["*results.json is a results file of the earlier JSON format*sdscm-bench migrate-results*"]
+    )
