@@ -80,11 +80,11 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         raise SdscmError(f"{intro}: intro file not found; write the front page's findings there (markdown)")
     doc = read_results(results)
     out = Path(args.out) if args.out else results.with_name("README.md")
-    # --no-plots keeps (and links) the PNGs already there instead of redrawing them.
-    plots = box_plots(doc["records"], out.parent) if not args.no_plots else sorted(out.parent.glob("*.png"))
     from sdscm_bench.provenance import git_state
 
-    publisher = git_state()  # a page rendered from uncommitted code says so
+    publisher = git_state()  # a page rendered from uncommitted code says so (read before the PNGs change)
+    # --no-plots keeps (and links) the PNGs already there instead of redrawing them.
+    plots = box_plots(doc["records"], out.parent) if not args.no_plots else sorted(out.parent.glob("*.png"))
     out.write_text(
         render_front_page(doc, intro.read_text(encoding="utf-8"), plots, publisher), encoding="utf-8"
     )
