@@ -355,6 +355,12 @@ def dirty_notice(records: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[st
         out.append(
             f"- {dirty_records} of {len(with_flag)} records with provenance were fitted from such a tree."
         )
+    without = sum(1 for r in records if not r.get("run_id"))
+    if without:
+        out.append(
+            f"- {without} of {len(records)} records were fitted before records carried their own provenance "
+            "(run id, commit, machine, library versions); the run table below is all that is known of them."
+        )
     return ["**Provenance warning.**", "", *out, ""] if out else []
 
 

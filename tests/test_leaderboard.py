@@ -271,3 +271,26 @@ def test_publish_front_page(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert main(["publish", str(tmp_path / "results.json"), "--intro", str(tmp_path / "missing.md")]) == 2
     assert "missing.md: intro file not found" in capsys.readouterr().err
+
+
+def test_dirty_notice_counts_dirty_runs_records_and_missing_provenance():
+    from sdscm_bench.leaderboard import dirty_notice
+
+    recs = [
+        record(run_id="r1", git_dirty=True),
+        record(dataset="d2", run_id="r1", git_dirty=False),
+        record(dataset="d3"),
+    ]
+    lines = "\n".join(
+        dirty_notice(
+            recs, [{"git_dirty": True}, {"git_dirty": False}], {"git_dirty": True, "git_commit": "abc"}
+        )
+    )
+    assert "rendered from a working tree with uncommitted changes (commit abc" in lines
+    assert (
+        "1 of 2 runs" in lines
+        and "1 of 2 records with provenance" in lines
+        and "1 of 3 records were fitted before" in lines
+    )
+    clean = [record(run_id="r1", git_dirty=False)]
+    assert dirty_notice(clean, [{"git_dirty": False}], {"git_dirty": False}) == []
