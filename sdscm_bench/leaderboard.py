@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from sdscm_bench.ranking import N_RESAMPLES, RankingTable, main_common_records, ranking_tables
+from sdscm_bench.ranking import N_RESAMPLES, RankingTable, group_records, main_common_records, ranking_tables
 from sdscm_bench.results_file import _atomic_write_text, merge_results
 
 PRIMARY_METRIC = "ATE RMSE"
@@ -78,15 +78,6 @@ def fmt_number(x: Any) -> str:
     if abs(x) >= 1000:
         return f"{x:.0f}"
     return f"{x:.3g}"
-
-
-def _group(
-    records: Iterable[Mapping[str, Any]], *fields: str
-) -> dict[tuple[str, ...], list[Mapping[str, Any]]]:
-    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for rec in records:
-        groups.setdefault(tuple(str(rec.get(f)) for f in fields), []).append(rec)
-    return dict(sorted(groups.items()))
 
 
 def _header_block(header: Mapping[str, Any]) -> list[str]:
@@ -260,8 +251,8 @@ def box_plots(records: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list
     out_dir.mkdir(parents=True, exist_ok=True)
     ok = [r for r in main_common_records(records) if not r.get("failed", False)]
     written: list[Path] = []
-    for (family, lm), lm_recs in _group(ok, "family", "lm").items():
-        by_setting = _group(lm_recs, "setting")
+    for (family, lm), lm_recs in group_records(ok, "family", "lm").items():
+        by_setting = group_records(lm_recs, "setting")
         for metric, label in BOX_METRICS.items():
             # Estimators without this output (e.g. ATE-only ones) would only be empty slots.
             estimators = sorted({str(r["estimator"]) for r in lm_recs if r.get(metric) is not None})

@@ -92,9 +92,10 @@ class RankingTable:
         return max((r.tier for r in self.rows), default=0)
 
 
-def _group(
+def group_records(
     records: Iterable[Mapping[str, Any]], *fields: str
 ) -> dict[tuple[str, ...], list[Mapping[str, Any]]]:
+    """Records grouped by the string values of ``fields``, groups in sorted order."""
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for rec in records:
         groups.setdefault(tuple(str(rec.get(f)) for f in fields), []).append(rec)
@@ -300,7 +301,7 @@ def _calibration(row: RankedRow, recs: Sequence[Mapping[str, Any]]) -> None:
 def ranking_tables(records: Iterable[Mapping[str, Any]]) -> list[RankingTable]:
     """Every ranking table: per family × LM × setting, one per common dataset set (see :func:`common_sets`)."""
     out: list[RankingTable] = []
-    for (family, lm, setting), recs in _group(records, "family", "lm", "setting").items():
+    for (family, lm, setting), recs in group_records(records, "family", "lm", "setting").items():
         by_estimator: dict[str, dict[str, Mapping[str, Any]]] = {}
         for r in recs:
             by_estimator.setdefault(str(r["estimator"]), {})[str(r["dataset_fingerprint"])] = r
@@ -312,7 +313,7 @@ def ranking_tables(records: Iterable[Mapping[str, Any]]) -> list[RankingTable]:
 def main_common_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The records of every main table: all estimators of a family × LM × setting on their common datasets."""
     out: list[Mapping[str, Any]] = []
-    for recs in _group(records, "family", "lm", "setting").values():
+    for recs in group_records(records, "family", "lm", "setting").values():
         by_estimator: dict[str, dict[str, Mapping[str, Any]]] = {}
         for r in recs:
             by_estimator.setdefault(str(r["estimator"]), {})[str(r["dataset_fingerprint"])] = r
