@@ -913,6 +913,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 f"failures {agg['n_failures']}/{agg['n_datasets']}"
             )
             tr.write_line(line, red=bool(agg["n_failures"]))
+    _quality_summary(tr, state)
     _gate_summary(tr, state)
 
 
@@ -937,3 +938,28 @@ def _gate_summary(tr: Any, state: BenchSession) -> None:
         tr.write_line(f"gate FAILED for {', '.join(bad)}: pytest exits with status 1", red=True, bold=True)
     else:
         tr.write_line("gate passed: no estimator regressed", green=True)
+
+
+def _quality_summary(tr: Any, state: BenchSession) -> None:
+    """Warn about datasets unfit to rank estimators (no overlap, degenerate effects or outcome), by name."""
+    from sdscm_bench.diagnostics import RECORD_FIELDS, quality_problems, thresholds_for
+
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in state.records:
+        seen.setdefault((str(rec["lm"]), str(rec["dataset"])), rec)
+    lines = []
+    for (lm, dataset), rec in sorted(seen.items()):
+        diag = {k: rec.get(f"data_{k}") for k in RECORD_FIELDS}
+        try:
+            thresholds = thresholds_for(state.family(lm))
+        except pytest.UsageError:
+            thresholds = thresholds_for(None)
+        lines += [f"{lm} · {dataset}: {problem}" for problem in quality_problems(diag, thresholds)]
+    if lines:
+        n_bad = len({line.split(": ", 1)[0] for line in lines})
+        tr.write_sep("-", f"sdscm-bench data quality: {n_bad} of {len(seen)} datasets violate a threshold")
+        for line in lines:
+            tr.write_line(line, yellow=True)
+        tr.write_line(
+            "see `sdscm-bench diagnose` for every diagnostic; thresholds: the spec's `quality:` mapping"
+        )

@@ -62,6 +62,8 @@ def score_dataset(
     """
     from sdscm_bench.metrics import dataset_metrics, failed_metrics
 
+    from sdscm_bench.diagnostics import dataset_diagnostics, record_fields
+
     fingerprint = dataset_fingerprint(ds)
     seed = dataset_seed(fingerprint) if seed is None else seed
     t, y, ite = ds.t, ds.y, ds.ite
@@ -72,6 +74,9 @@ def score_dataset(
         "dataset_fingerprint": fingerprint,
         "seed": seed,
         "n_units": int(len(t)),
+        **record_fields(
+            dataset_diagnostics(ds)
+        ),  # the data's fitness, summarised per family on the leaderboard
     }
     if setup_error is not None:
         return record | failed_metrics(sate=float(ite.mean())) | {"failed": True, "error": setup_error}

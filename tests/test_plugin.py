@@ -536,3 +536,21 @@ def test_a_legacy_json_results_file_is_named_with_the_migration_command(
     result.stdout.fnmatch_lines(
         ["*results.json is a results file of the earlier JSON format*sdscm-bench migrate-results*"]
     )
+
+
+def test_the_summary_names_datasets_that_violate_quality_thresholds(
+    bench: pytest.Pytester, shared: dict[str, Path]
+) -> None:
+    result = bench.runpytest(*toy_args(shared, estimators="diff_in_means"))
+    records = read_results(bench.path / "leaderboard" / "results.parquet")["records"]
+    assert all(r["data_treated_share"] is not None and r["data_sd_ite"] is not None for r in records)
+    from sdscm_bench.diagnostics import DEFAULT_THRESHOLDS, RECORD_FIELDS, quality_problems
+
+    expected = {
+        f"tiny-random · {r['dataset']}: {p}"
+        for r in records
+        for p in quality_problems({k: r[f"data_{k}"] for k in RECORD_FIELDS}, DEFAULT_THRESHOLDS)
+    }
+    out = str(result.stdout)
+    assert expected and all(line in out for line in expected)  # the tiny random LM's toy data are lopsided
+    result.stdout.fnmatch_lines(["*sdscm-bench data quality: * of 2 datasets violate a threshold*"])
