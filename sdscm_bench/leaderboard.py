@@ -101,9 +101,10 @@ def _header_block(header: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def table_title(family: str, lm: str, setting: str) -> str:
-    """The heading of one table: datasets of one family and LM, one confounding setting."""
-    return f"family `{family}` · LM `{lm}` · setting `{setting}`"
+def table_title(family: str, lm: str, setting: str, variant: str | None = None) -> str:
+    """The heading of one table: datasets of one family (and variant) and LM, one confounding setting."""
+    fam = f"family `{family}`" + (f" · variant `{variant}`" if variant else "")
+    return f"{fam} · LM `{lm}` · setting `{setting}`"
 
 
 def fmt_ci(value: float | None, ci: tuple[float, float] | None) -> str:
@@ -156,7 +157,7 @@ def render_table(table: RankingTable) -> list[str]:
     names = [name for name, _ in RANKING_COLUMNS]
     suffix = "" if table.main else f" · {table.n_common} datasets"
     lines = [
-        f"## {table_title(table.family, table.lm, table.setting)}{suffix}",
+        f"## {table_title(table.family, table.lm, table.setting, table.variant)}{suffix}",
         "",
         table_intro(table),
         "",
@@ -186,6 +187,77 @@ def render_table(table: RankingTable) -> list[str]:
     return lines
 
 
+def _median_range(values: list[float], *, lo: bool = True, hi: bool = True) -> str:
+    if not values:
+        return DASH
+    v = np.asarray(values)
+    bounds = [fmt_number(float(v.min()))] if lo else []
+    bounds += [fmt_number(float(v.max()))] if hi else []
+    return (
+        f"{fmt_number(float(np.median(v)))} [{', '.join(bounds)}]"
+        if bounds
+        else fmt_number(float(np.median(v)))
+    )
+
+
+def render_data_diagnostics(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Per family (× variant) × LM: the spread of each dataset diagnostic and the threshold violations.
+
+    From the ``data_*`` fields of the records (one per dataset fingerprint), judged against the default
+    thresholds of :mod:`sdscm_bench.diagnostics`; datasets whose records predate the fields are counted.
+    """
+    from sdscm_bench.diagnostics import DEFAULT_THRESHOLDS, RECORD_FIELDS, quality_problems
+
+    rows = []
+    for (family, variant, lm), recs in group_records(records, "family", "variant", "lm").items():
+        by_dataset: dict[str, Mapping[str, Any]] = {}
+        for r in recs:  # every record of a dataset carries the same data_* fields; keep the first
+            by_dataset.setdefault(str(r["dataset_fingerprint"]), r)
+        with_diag = [r for r in by_dataset.values() if r.get("data_treated_share") is not None]
+        name = family + (f" [{variant}]" if variant != "None" else "") + f" · {lm}"
+        if not with_diag:
+            rows.append([name, f"0 of {len(by_dataset)}", *([DASH] * 8)])
+            continue
+
+        def col(key: str, recs: list[Mapping[str, Any]] = with_diag) -> list[float]:
+            return [float(r[f"data_{key}"]) for r in recs if r.get(f"data_{key}") is not None]
+
+        violations: dict[str, int] = {}
+        n_bad = 0
+        for r in with_diag:
+            problems = quality_problems({k: r.get(f"data_{k}") for k in RECORD_FIELDS}, DEFAULT_THRESHOLDS)
+            n_bad += bool(problems)
+            for key in {m.group(0) for p in problems if (m := re.search(r"(min|max)_[a-z_]+", p))}:
+                violations[key] = violations.get(key, 0) + 1
+        detail = ", ".join(f"{k} {n}" for k, n in sorted(violations.items()))
+        rows.append(
+            [
+                name, f"{len(with_diag)} of {len(by_dataset)}", _median_range(col("treated_share")),
+                _median_range(col("overlap_share"), hi=False), _median_range(col("ess_share"), hi=False),
+                _median_range(col("sd_ite"), lo=False, hi=False), _median_range(col("nonzero_ite_share"), hi=False),
+                _median_range(col("max_outcome_share"), lo=False),
+                _median_range([abs(x) for x in col("dim_bias")], lo=False, hi=False),
+                f"{n_bad}" + (f" ({detail})" if detail else ""),
+            ]
+        )  # fmt: skip
+    headers = ["data", "datasets with diagnostics", "treated share: median [min, max]", "overlap: median [min]",
+               "IPW ESS/n: median [min]", "sd(ITE): median", "ITE ≠ 0: median [min]", "top outcome share: median [max]",
+               "abs(DIM − SATE): median", "datasets violating a default threshold"]  # fmt: skip
+    return [
+        "## Data diagnostics",
+        "",
+        "Is the data fit to rank estimators? Per dataset (`sdscm-bench diagnose` prints them all): overlap is the "
+        "share of units with propensity in [0.05, 0.95]; IPW ESS/n the effective sample size of the inverse-"
+        "propensity weights over n; DIM − SATE the bias of the difference in means (confounding strength). "
+        "Violations count datasets against the default thresholds "
+        + ", ".join(f"`{k}` {v}" for k, v in DEFAULT_THRESHOLDS.items() if k != "max_value_share")
+        + " (near-constant variables are listed by `diagnose`, not here).",
+        "",
+        tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True),
+        "",
+    ]
+
+
 def render_markdown(
     records: Iterable[Mapping[str, Any]],
     header: Mapping[str, Any],
@@ -211,6 +283,8 @@ def render_markdown(
     ]
     if not records:
         lines += ["No results yet.", ""]
+    if records:
+        lines += render_data_diagnostics(records)
     for table in tables:
         lines += render_table(table)
     return "\n".join(lines)
@@ -303,7 +377,8 @@ def ranking_agreement(tables: Iterable[RankingTable]) -> list[dict[str, Any]]:
     rmse: dict[tuple[str, str], dict[str, float]] = {}
     for t in tables:
         if t.main:
-            rmse[(t.setting, f"{t.family} · {t.lm}")] = {r.estimator: r.ate_rmse for r in t.rows}
+            source = f"{t.family}" + (f" [{t.variant}]" if t.variant else "") + f" · {t.lm}"
+            rmse[(t.setting, source)] = {r.estimator: r.ate_rmse for r in t.rows}
     rows = []
     keys = sorted(rmse)
     for i, (setting, a) in enumerate(keys):

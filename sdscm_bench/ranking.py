@@ -42,6 +42,14 @@ MAX_FAILURE_SHARE = 0.05
 
 Interval = tuple[float, float]
 
+#: One ranking (or set of rankings, one per common dataset set) per value of these record fields.
+TABLE_KEY: tuple[str, ...] = ("family", "variant", "lm", "setting")
+
+
+def _variant(text: str) -> str | None:
+    """group_records stringifies a missing variant as "None": the base family."""
+    return None if text == "None" else text
+
 
 @dataclass
 class RankedRow:
@@ -86,6 +94,7 @@ class RankingTable:
     rows: list[RankedRow]
     unranked: dict[str, int] = field(default_factory=dict)  # estimator -> failures on the common set
     main: bool = True  # False: a further table over a larger set that only some estimators have
+    variant: str | None = None  # the family's generation variant (None: the base family)
 
     @property
     def tiers(self) -> int:
@@ -219,14 +228,14 @@ def _values(recs: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
 
 def _rank_one(
     family: str, lm: str, setting: str, by_estimator: Mapping[str, Mapping[str, Mapping[str, Any]]],
-    estimators: Sequence[str], datasets: Sequence[str], main: bool,
+    estimators: Sequence[str], datasets: Sequence[str], main: bool, variant: str | None = None,
 ) -> RankingTable:  # fmt: skip
     failures = {e: sum(1 for d in datasets if by_estimator[e][d].get("failed")) for e in estimators}
     limit = MAX_FAILURE_SHARE * len(datasets)
     ranked = [e for e in estimators if failures[e] <= limit]
     unranked = {e: failures[e] for e in estimators if failures[e] > limit}
     scored = [d for d in datasets if all(not by_estimator[e][d].get("failed") for e in ranked)]
-    table = RankingTable(family, lm, setting, len(datasets), len(scored), 0, [], unranked, main)
+    table = RankingTable(family, lm, setting, len(datasets), len(scored), 0, [], unranked, main, variant)
     if not ranked or not scored:
         table.unranked.update({e: failures[e] for e in ranked})
         return table
@@ -301,19 +310,21 @@ def _calibration(row: RankedRow, recs: Sequence[Mapping[str, Any]]) -> None:
 def ranking_tables(records: Iterable[Mapping[str, Any]]) -> list[RankingTable]:
     """Every ranking table: per family × LM × setting, one per common dataset set (see :func:`common_sets`)."""
     out: list[RankingTable] = []
-    for (family, lm, setting), recs in group_records(records, "family", "lm", "setting").items():
+    for (family, variant, lm, setting), recs in group_records(records, *TABLE_KEY).items():
         by_estimator: dict[str, dict[str, Mapping[str, Any]]] = {}
         for r in recs:
             by_estimator.setdefault(str(r["estimator"]), {})[str(r["dataset_fingerprint"])] = r
         for i, (estimators, datasets) in enumerate(common_sets(by_estimator)):
-            out.append(_rank_one(family, lm, setting, by_estimator, estimators, datasets, main=i == 0))
+            out.append(
+                _rank_one(family, lm, setting, by_estimator, estimators, datasets, i == 0, _variant(variant))
+            )
     return out
 
 
 def main_common_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The records of every main table: all estimators of a family × LM × setting on their common datasets."""
     out: list[Mapping[str, Any]] = []
-    for recs in group_records(records, "family", "lm", "setting").values():
+    for recs in group_records(records, *TABLE_KEY).values():
         by_estimator: dict[str, dict[str, Mapping[str, Any]]] = {}
         for r in recs:
             by_estimator.setdefault(str(r["estimator"]), {})[str(r["dataset_fingerprint"])] = r

@@ -60,9 +60,8 @@ def score_dataset(
     ``ident`` (estimator, library, fingerprint, LM, setting ...) starts the record. ``seed`` defaults
     to :func:`dataset_seed` of the dataset. Any estimator failure is a failed record, never a raise.
     """
-    from sdscm_bench.metrics import dataset_metrics, failed_metrics
-
     from sdscm_bench.diagnostics import dataset_diagnostics, record_fields
+    from sdscm_bench.metrics import dataset_metrics, failed_metrics
 
     fingerprint = dataset_fingerprint(ds)
     seed = dataset_seed(fingerprint) if seed is None else seed

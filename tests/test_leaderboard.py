@@ -286,3 +286,27 @@ def test_dirty_notice_counts_dirty_runs_records_and_missing_provenance():
     )
     clean = [record(run_id="r1", git_dirty=False)]
     assert dirty_notice(clean, [{"git_dirty": False}], {"git_dirty": False}) == []
+
+
+def test_data_diagnostics_section():
+    from sdscm_bench.leaderboard import render_data_diagnostics
+
+    recs = [
+        record("A", "d1", data_treated_share=0.5, data_overlap_share=1.0, data_ess_share=0.9, data_sd_ite=0.2,
+               data_nonzero_ite_share=0.6, data_max_outcome_share=0.5, data_dim_bias=-0.1),
+        record("B", "d1", data_treated_share=0.5),  # same dataset: counted once
+        record("A", "d2", data_treated_share=0.97, data_overlap_share=0.1, data_ess_share=0.2, data_sd_ite=0.1,
+               data_nonzero_ite_share=0.02, data_max_outcome_share=0.99, data_dim_bias=0.3),
+        record("A", "d3"),  # predates the diagnostics
+        record("A", "d1", lm="lm2"),
+    ]  # fmt: skip
+    text = "\n".join(render_data_diagnostics(recs))
+    row = next(line for line in text.splitlines() if line.startswith("| fam · lm1"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1] == "2 of 3" and cells[2] == "0.735 [0.5, 0.97]" and cells[3] == "0.55 [0.1]"
+    assert cells[8] == "0.2"  # median of |DIM - SATE| = median(0.1, 0.3)
+    assert (
+        cells[9]
+        == "1 (max_outcome_share 1, max_treated_share 1, min_nonzero_ite_share 1, min_overlap_share 1)"
+    )
+    assert "| fam · lm2 | 0 of 1 |" in text
