@@ -1,7 +1,8 @@
 """Content-addressed dataset cache: parquet + manifest, atomic writes, one generator per key.
 
-Key = sha256 of (format version, spec fingerprint, LM id, weights fingerprint, dtype, scoring,
-temperature, seed, N). A dataset directory holds ``data.parquet`` (the table only, so equal
+Key = sha256 of (format version, spec fingerprint, LM id, weights fingerprint, dtype, effective
+scoring, temperature, seed, N). The spec fingerprint covers per-variable temperatures and the
+variant's name, so every variant of a family has its own entries. A dataset directory holds ``data.parquet`` (the table only, so equal
 inputs give byte-identical files) and ``manifest.json`` (checksum and metadata). A file whose
 checksum does not match is reported with a warning, removed and regenerated, never used.
 Concurrent requests (pytest-xdist workers) serialise on a file lock: one generates, the others
@@ -42,7 +43,7 @@ def dataset_key(family: Family, lm_identity: dict[str, str], settings: Generatio
         "lm": lm_identity["lm"],
         "weights": lm_identity["weights_fingerprint"],
         "dtype": lm_identity["dtype"],
-        **settings.as_dict(),
+        **settings.resolved(family).as_dict(),  # the effective scoring: explicit, else the spec's, else sum
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 

@@ -20,6 +20,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         spec=args.spec, lm=args.lm, n_datasets=args.datasets, n_units=args.units, seed=args.seed,
         dtype=args.dtype, device=args.device, scoring=args.scoring, temperature=args.temperature,
         cache_dir=args.cache_dir, interventions=tuple(_parse_do(d) for d in args.do), randomized=tuple(args.rct),
+        variant=args.variant,
     )  # fmt: skip
     datasets = load_or_generate(request, progress=not args.quiet)
     for ds in datasets:
@@ -50,6 +51,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"  {i:2d}. {name}{flag} <- {parents}  [{len(var.candidates)} candidates]")
     for setting, observed in family.settings.items():
         print(f"setting {setting!r}: observes {', '.join(observed)}")
+    print(f"variants: {', '.join(repr(v) for v in family.variants) or '-'}")
     if args.plot:
         from sdscm_bench.plotting import plot_dag
 
@@ -58,12 +60,23 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    import warnings
+
     from sdscm_bench.families import resolve_spec
-    from sdscm_bench.spec import load_family
+    from sdscm_bench.spec import SpecWarning, load_family
 
     for spec in args.specs:
-        family = load_family(resolve_spec(spec))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SpecWarning)
+            family = load_family(resolve_spec(spec))
         print(f"{spec}: ok ({len(family.variables)} variables, fingerprint {family.fingerprint()})")
+        for name in family.variants:
+            print(f"  variant {name!r}: fingerprint {family.variant(name).fingerprint()}")
+        for w in caught:  # warnings do not fail validation
+            if issubclass(w.category, SpecWarning):
+                print(f"  warning: {w.message}")
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return 0
 
 
@@ -186,15 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     gen.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    gen.add_argument(
-        "--scoring", default="sum", choices=["sum", "mean"], help="candidate score: sum or mean log-prob"
-    )
+    gen.add_argument("--scoring", default=None, choices=["sum", "mean"],
+                     help="candidate score: sum or mean log-prob (default: the spec's 'scoring:', else sum)")  # fmt: skip
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--cache-dir", default=None, help="default: $SDSCM_BENCH_CACHE or the user cache dir")
     gen.add_argument("--do", action="append", default=[], metavar="VAR=VALUE",
                      help="intervene on a non-exogenous variable for every unit (repeatable)")  # fmt: skip
     gen.add_argument("--rct", action="append", default=[], metavar="VAR",
                      help="randomised intervention: VAR uniform over its candidates per unit (repeatable)")  # fmt: skip
+    gen.add_argument(
+        "--variant", default=None, metavar="NAME", help="a variant named in the spec's 'variants:'"
+    )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
     show = sub.add_parser("show", help="print a spec's DAG and topological order")

@@ -36,14 +36,15 @@ class FamilyRequest:
     seed: int = 0
     dtype: str | None = "auto"
     device: str | None = "auto"
-    scoring: str = "sum"
+    scoring: str | None = None  # None: the spec's (or variant's) ``scoring:``, else "sum"
     temperature: float = 1.0
     cache_dir: str | Path | None = None
     interventions: tuple[tuple[str, str], ...] = ()
     randomized: tuple[str, ...] = ()
+    variant: str | None = None  # a named variant of the spec (None: the base family)
 
     def family(self) -> Family:
-        return load_family(resolve_spec(self.spec))
+        return load_family(resolve_spec(self.spec)).variant(self.variant)
 
     def dataset_seeds(self) -> list[int]:
         return [self.seed + k for k in range(self.n_datasets)]
@@ -56,7 +57,8 @@ def load_or_generate(request: FamilyRequest, progress: bool = True) -> list[SDSC
     cache = DatasetCache(request.cache_dir)
     lm: LanguageModel | None = None
     total = request.n_datasets * request.n_units
-    bar = tqdm(total=total, unit="unit", desc=f"{family.name} [{identity['lm']}]", disable=not progress)
+    label = family.name if family.variant_name is None else f"{family.name}/{family.variant_name}"
+    bar = tqdm(total=total, unit="unit", desc=f"{label} [{identity['lm']}]", disable=not progress)
     started = time.perf_counter()
     tokens_before = 0
     datasets = []
@@ -64,7 +66,7 @@ def load_or_generate(request: FamilyRequest, progress: bool = True) -> list[SDSC
         settings = GenerationSettings(
             request.n_units,
             seed,
-            request.scoring,
+            family.effective_scoring(request.scoring),
             request.temperature,
             request.interventions,
             request.randomized,

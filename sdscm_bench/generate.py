@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 
 import numpy as np
@@ -25,10 +25,14 @@ class GenerationSettings:
 
     n_units: int
     seed: int
-    scoring: str = "sum"
-    temperature: float = 1.0
+    scoring: str | None = None  # None: the spec's (or variant's) scoring, else "sum"; see resolved()
+    temperature: float = 1.0  # global; a variable's own spec temperature wins
     interventions: tuple[tuple[str, str], ...] = ()  # do(X=v) applied to every unit
     randomized: tuple[str, ...] = ()  # variables set uniformly at random per unit (an RCT)
+
+    def resolved(self, family: Family) -> GenerationSettings:
+        """These settings with the effective scoring mode filled in (what the cache key holds)."""
+        return replace(self, scoring=family.effective_scoring(self.scoring))
 
     def as_dict(self) -> dict:
         out = {
@@ -49,6 +53,33 @@ def default_max_rows(lm: LanguageModel) -> int:
     return 512 if lm.device.startswith("cuda") else 32
 
 
+PROPENSITY_OBSERVATIONAL = "observational softmax P(T=treated | parents)"
+PROPENSITY_RANDOMISED = "randomised assignment probability"
+PROPENSITY_DO = "do(T=...) indicator"
+
+
+def propensity_column(sampler: Sampler) -> tuple[np.ndarray, str]:
+    """P(T = treated) of each unit in the world the dataset was drawn from, and what it means.
+
+    Observational (also under interventions on other variables, given the treatment's parents as
+    sampled in that world): the domain-restricted softmax at the treatment's temperature. Under
+    ``--rct T``: the assignment probability 1 / (number of treatment candidates). Under
+    ``do(T = v)``: 1.0 if v is the treated value, else 0.0.
+    """
+    family = sampler.family
+    treat = family.treatment.variable
+    n_cands = len(family.by_name[treat].candidates)
+    treated = sampler.t_values[1]
+    n = sampler.config.n_units
+    if treat in sampler.config.randomized:
+        return np.full(n, 1.0 / n_cands), PROPENSITY_RANDOMISED
+    if treat in sampler.intervened:
+        return (sampler.intervened[treat] == treated).astype(np.float64), PROPENSITY_DO
+    z = sampler.factual.scores[treat] / sampler.temperature[treat]
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return p[:, treated] / p.sum(axis=1), PROPENSITY_OBSERVATIONAL
+
+
 def _outcome_values(family: Family, scores: np.ndarray, values: np.ndarray, temperature: float) -> np.ndarray:
     out = family.outcome
     k = family.index_of(out.variable, out.candidate)
@@ -62,7 +93,8 @@ def _outcome_values(family: Family, scores: np.ndarray, values: np.ndarray, temp
     return (values == k).astype(np.float64)
 
 
-def build_table(sampler: Sampler, settings: GenerationSettings) -> pd.DataFrame:
+def build_table(sampler: Sampler, settings: GenerationSettings | None = None) -> pd.DataFrame:
+    """The dataset table of a finished sampler (temperatures come from the sampler; ``settings`` is unused)."""
     family = sampler.family
     treat, outc = family.treatment.variable, family.outcome.variable
     fact = sampler.factual
@@ -82,11 +114,9 @@ def build_table(sampler: Sampler, settings: GenerationSettings) -> pd.DataFrame:
     control, treated = sampler.t_values
     factual_t = fact.values[treat]
     cols["t"] = np.where(factual_t == treated, 1, np.where(factual_t == control, 0, -1))
-    z = fact.scores[treat] / settings.temperature
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    cols["propensity"] = p[:, treated] / p.sum(axis=1)
+    cols["propensity"] = propensity_column(sampler)[0]
     ys = {
-        key: _outcome_values(family, w.scores[outc], w.values[outc], settings.temperature)
+        key: _outcome_values(family, w.scores[outc], w.values[outc], sampler.temperature[outc])
         for key, w in [
             ("y", fact),
             ("y0", sampler.counterfactual[control]),
@@ -117,6 +147,7 @@ def generate_dataset(
 ) -> SDSCMDataset:
     """Sample one dataset (factual + both do(treatment) worlds) of ``settings.n_units`` units."""
     start = time.perf_counter()
+    settings = settings.resolved(family)
     scorer = CandidateScorer(lm, settings.scoring)
     config = SamplerConfig(
         settings.n_units, settings.seed, settings.temperature, max_rows or default_max_rows(lm),
@@ -125,12 +156,19 @@ def generate_dataset(
     sampler = Sampler(family, scorer, config, on_units_done)
     sampler.run()
     table = build_table(sampler, settings)
+    variant = family.variant_name
+    label = family.name if variant is None else f"{family.name}/{variant}"
     meta = {
-        "name": f"{family.name}/seed{settings.seed}",
+        "name": f"{label}/seed{settings.seed}",
         "family": family.name,
+        "variant": variant,
         "spec_fingerprint": family.fingerprint(),
         **lm.describe(),
         **settings.as_dict(),
+        "variable_temperatures": {
+            v: t for v, t in sampler.temperature.items() if family.by_name[v].temperature is not None
+        },
+        "propensity_definition": propensity_column(sampler)[1],
         "phrasings": phrasing_choice(family, settings.seed),
         "tokens_computed": sampler.tokens_computed,
         "token_slots_computed": sampler.slots_computed,

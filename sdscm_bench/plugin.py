@@ -79,10 +79,12 @@ class Case:
     setting: str
     start: int = 0  # the item's datasets are datasets[start:stop] (--datasets-per-item)
     stop: int | None = None
+    variant: str | None = None  # a named variant of the family (--variant); None: the base family
 
     @property
     def id(self) -> str:
-        base = f"{self.estimator}-{slug(self.lm)}-{slug(self.setting)}"
+        data = slug(self.lm) if self.variant is None else f"{slug(self.lm)}-{slug(self.variant)}"
+        base = f"{self.estimator}-{data}-{slug(self.setting)}"
         return base if self.stop is None else f"{base}-datasets{self.start}-{self.stop - 1}"
 
     def select(self, datasets: Sequence[Any]) -> list[Any]:
@@ -143,6 +145,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME[,NAME...]",
         help="Confounding settings (e.g. all_covariates, hidden_confounding; spaces or underscores). "
         "Default: every setting of the family.",
+    )  # fmt: skip
+    add(
+        "--variant", "sdscm_variant", "string", "default --variant (comma-separated)", action="append",
+        metavar="NAME[,NAME...]",
+        help="Named variants of --family (its spec's 'variants:'; spaces or underscores; 'base' for the family "
+        "itself) to run generated LMs on; ids read <estimator>-<lm>-<variant>-<setting>. Paper LMs have no "
+        "variants. Default: the base family only.",
     )  # fmt: skip
     add(
         "--family", "sdscm_family", "string", "default --family", metavar="SPEC",
@@ -222,6 +231,7 @@ class Options:
     dtype: str = "auto"
     recompute: bool = False
     datasets_per_item: int = 0  # 0: one item per estimator × LM × setting
+    variants: list[str] = field(default_factory=list)  # as given; empty means the base family only
 
     def as_header(self) -> dict[str, Any]:
         """What the run was asked to do, for the results file's run header."""
@@ -236,6 +246,7 @@ class Options:
             "compare": None if self.compare is None else str(self.compare),
             "dtype": self.dtype,
             "recompute": self.recompute,
+            "variants": self.variants or None,
         }
 
 
@@ -355,6 +366,7 @@ def resolve_options(config: pytest.Config) -> Options:
         )
     box_value, _ = _raw(config, "sdscm_box_plots")
     settings_value, _ = _raw(config, "sdscm_setting")
+    variant_value, _ = _raw(config, "sdscm_variant")
     recompute_value, _ = _raw(config, "sdscm_recompute")
     dtype_value, _ = _raw(config, "sdscm_dtype")
     dtype = str(dtype_value) if dtype_value else "auto"
@@ -376,6 +388,7 @@ def resolve_options(config: pytest.Config) -> Options:
         dtype=dtype,
         recompute=bool(recompute_value),
         datasets_per_item=_positive_int(config, "sdscm_datasets_per_item", "--datasets-per-item", 0),
+        variants=_split(variant_value),
     )
 
 
@@ -392,7 +405,7 @@ class BenchSession:
     baseline: list[dict[str, Any]] | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
     written: dict[str, Any] = field(default_factory=dict)
-    _datasets: dict[str, list[SDSCMDataset]] = field(default_factory=dict)
+    _datasets: dict[tuple[str, str | None], list[SDSCMDataset]] = field(default_factory=dict)  # (lm, variant)
     _families: dict[str, Family] = field(default_factory=dict)
     _thread_limiter: Any = None
     _journal: Journal | None = None
@@ -416,8 +429,8 @@ class BenchSession:
 
     # -- what to run ------------------------------------------------------------------------------
 
-    def family(self, lm: str) -> Family:
-        """The family an LM's datasets come from: the paper's for paper LMs, ``--family`` otherwise."""
+    def family(self, lm: str, variant: str | None = None) -> Family:
+        """The family an LM's datasets come from: the paper's for paper LMs, ``--family`` (or its variant)."""
         if lm not in self._families:
             from sdscm_bench.errors import SdscmError
             from sdscm_bench.paper_data import oncology_family
@@ -439,7 +452,31 @@ class BenchSession:
                     self._families[lm] = load_family(opts.family)
             except SdscmError as exc:
                 raise pytest.UsageError(f"--family: {exc}") from None
-        return self._families[lm]
+        return self._families[lm] if variant is None else self._families[lm].variant(variant)
+
+    def variants(self, lm: str) -> list[str | None]:
+        """The variants an LM's items run on (None: the base family): ``--variant`` for generated LMs."""
+        from sdscm_bench.errors import SdscmError
+
+        opts = self._opts()
+        if not opts.variants:
+            return [None]
+        if lm.startswith(PAPER_PREFIX):
+            if all(x.startswith(PAPER_PREFIX) for x in opts.lms):
+                raise pytest.UsageError(
+                    f"--variant: the released data of {', '.join(opts.lms)} have no variants; drop --variant, "
+                    "or add a generated LM (e.g. --lm=smollm2) whose --family spec defines them"
+                )
+            return [None]
+        chosen: list[str | None] = []
+        for want in opts.variants:
+            try:
+                name = self.family(lm).variant(want).variant_name
+            except SdscmError as exc:
+                raise pytest.UsageError(f"--variant: {exc} (or 'base' for the family itself)") from None
+            if name not in chosen:
+                chosen.append(name)
+        return chosen
 
     def settings(self, lm: str) -> list[str]:
         """The family's setting names selected by ``--setting`` (matched with spaces or underscores)."""
@@ -467,9 +504,10 @@ class BenchSession:
             else [(0, None)]
         )
         return [
-            Case(e, lm, s, start, stop)
+            Case(e, lm, s, start, stop, variant)
             for e in opts.estimators
             for lm in opts.lms
+            for variant in self.variants(lm)
             for s in self.settings(lm)
             for start, stop in chunks
         ]
@@ -493,9 +531,9 @@ class BenchSession:
 
     # -- data -------------------------------------------------------------------------------------
 
-    def datasets(self, lm: str) -> list[SDSCMDataset]:
-        """The LM's datasets, loaded or generated on first use and kept for the rest of the session."""
-        if lm not in self._datasets:
+    def datasets(self, lm: str, variant: str | None = None) -> list[SDSCMDataset]:
+        """The LM's (and variant's) datasets, loaded or generated on first use and kept for the session."""
+        if (lm, variant) not in self._datasets:
             opts = self._opts()
             if lm.startswith(PAPER_PREFIX):
                 from sdscm_bench.paper_data import load_paper_dataset, paper_dataset_ids
@@ -503,7 +541,7 @@ class BenchSession:
                 assert opts.paper_data is not None
                 name = lm.removeprefix(PAPER_PREFIX)
                 ids = paper_dataset_ids(opts.paper_data, name)[: opts.n_datasets]
-                self._datasets[lm] = [load_paper_dataset(opts.paper_data, name, i) for i in ids]
+                self._datasets[lm, variant] = [load_paper_dataset(opts.paper_data, name, i) for i in ids]
             else:
                 from sdscm_bench.families import FamilyRequest, load_or_generate
 
@@ -514,10 +552,11 @@ class BenchSession:
                     n_units=opts.units,
                     dtype=opts.dtype,
                     cache_dir=opts.cache_dir,
+                    variant=variant,
                 )
                 with self._visible_output() as visible:
-                    self._datasets[lm] = load_or_generate(request, progress=visible)
-        return self._datasets[lm]
+                    self._datasets[lm, variant] = load_or_generate(request, progress=visible)
+        return self._datasets[lm, variant]
 
     @contextlib.contextmanager
     def _visible_output(self) -> Iterator[bool]:
@@ -551,12 +590,12 @@ class BenchSession:
                 "versions": None,
             }
             setup_error = error_text(exc)
-        ident |= {"lm": case.lm, "setting": case.setting}
+        ident |= {"lm": case.lm, "setting": case.setting, "variant": case.variant}
         records = []
         for ds in case.select(datasets):
             stored = self.stored_result(ident, ds) if setup_error is None else None
             if stored is not None:
-                record = stored | {REUSED_FLAG: True}
+                record = stored | {"variant": case.variant, REUSED_FLAG: True}
             else:
                 record = score_dataset(adapter, ds, case.setting, ident, setup_error=setup_error)
                 record |= self.provenance()
@@ -664,6 +703,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state.options = resolve_options(config)
     for lm in state.options.lms:
         state.settings(lm)  # checks --family and --setting now, not at the first item
+        state.variants(lm)  # and --variant
     state.check_paper_sizes()
     from sdscm_bench.results_file import ResultsFileError, read_results
 
@@ -724,6 +764,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     data = f"sdscm-bench: LMs {', '.join(o.lms)}; {o.n_datasets} datasets per LM"
     if any(not lm.startswith(PAPER_PREFIX) for lm in o.lms):
         data += f", {o.units} units per generated dataset (family {o.family})"
+        if o.variants:
+            data += f", variants {', '.join(o.variants)}"
     lines = [
         f"sdscm-bench: estimators {', '.join(o.estimators)}",
         data,
@@ -744,9 +786,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = [pytest.param(None, None, marks=[skip, pytest.mark.benchmark], id="benchmark-mode-off")]
     else:
         params = [
-            pytest.param(case, case.lm, marks=pytest.mark.benchmark, id=case.id) for case in state.cases()
-        ]
-    # Session scope: pytest groups the items by LM and sets each LM's datasets up once.
+            pytest.param(case, case.lm if case.variant is None else (case.lm, case.variant),
+                         marks=pytest.mark.benchmark, id=case.id)
+            for case in state.cases()
+        ]  # fmt: skip
+    # Session scope: pytest groups the items by LM (and variant) and sets their datasets up once.
     metafunc.parametrize(argnames, params, indirect=["sdscm_datasets"], scope="session")
 
 
@@ -770,14 +814,15 @@ def sdscm_bench(pytestconfig: pytest.Config) -> BenchSession:
 
 @pytest.fixture(scope="session")
 def sdscm_datasets(request: pytest.FixtureRequest, sdscm_bench: BenchSession) -> list[SDSCMDataset]:
-    """The datasets of one LM (``request.param``), loaded or generated once per session."""
+    """The datasets of one LM or (LM, variant) (``request.param``), loaded or generated once per session."""
     from sdscm_bench.errors import SdscmError
 
     lm = getattr(request, "param", None)
     if lm is None:
         raise pytest.UsageError("sdscm_datasets is parametrized by the sdscm_bench plugin with an LM name")
+    lm, variant = lm if isinstance(lm, tuple) else (lm, None)
     try:
-        return sdscm_bench.datasets(lm)
+        return sdscm_bench.datasets(lm, variant)
     except SdscmError as exc:  # a clean one-line message (missing model, bad cache ...), no traceback
         pytest.fail(f"cannot get the datasets of LM {lm}: {exc}", pytrace=False)
 
@@ -896,12 +941,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"results reused from earlier runs: {reused} of {total} ({100.0 * reused / total:.1f}%); "
         f"computed now: {total - reused}" + (" (--recompute)" if state._opts().recompute else "")
     )
-    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    groups: dict[tuple[str, str, str], dict[str, list[dict[str, Any]]]] = {}
     for rec in state.records:
-        groups.setdefault((rec["lm"], rec["setting"]), {}).setdefault(rec["estimator"], []).append(rec)
+        key = (rec["lm"], rec.get("variant") or "", rec["setting"])
+        groups.setdefault(key, {}).setdefault(rec["estimator"], []).append(rec)
     width = max(len(r["estimator"]) for r in state.records)
-    for (lm, setting), by_estimator in sorted(groups.items()):
-        tr.write_line(f"LM {lm} · setting {setting}:")
+    for (lm, variant, setting), by_estimator in sorted(groups.items()):
+        tr.write_line(f"LM {lm}" + (f" · variant {variant}" if variant else "") + f" · setting {setting}:")
         rows = []
         for estimator, recs in by_estimator.items():
             agg = aggregate(recs, n_boot=0)

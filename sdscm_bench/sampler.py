@@ -1,6 +1,7 @@
 """Ancestral sampling of an SD-SCM with stored exogenous noise, interventions and counterfactuals.
 
 Each variable's structural equation is ``value = argmax(score / temperature + G)`` where
+``temperature`` is the variable's own (``temperature:`` in the spec) or else the global one,
 ``score`` is the LM log-likelihood of each candidate after the variable's context (its
 parents' text in topological order, then its own phrasing prefix) and ``G`` is the unit's
 stored Gumbel noise for that variable: Gumbel-max sampling from the domain-restricted
@@ -40,7 +41,7 @@ class World:
 class SamplerConfig:
     n_units: int
     seed: int
-    temperature: float = 1.0
+    temperature: float = 1.0  # global; a variable's own spec temperature wins
     max_rows: int = 64
     interventions: tuple[tuple[str, str], ...] = ()  # do(X=v) for every unit
     randomized: tuple[str, ...] = ()  # do(X ~ uniform over its candidates), per unit (an RCT)
@@ -109,6 +110,7 @@ class Sampler:
             name: self.vars[name].phrasings[i] for name, i in phrasing_choice(family, config.seed).items()
         }
         self.noise = gumbel_noise(family, config.n_units, config.seed)
+        self.temperature = {v: family.temperature_of(v, config.temperature) for v in self.order}
         self.treatment = family.treatment.variable
         self.outcome = family.outcome.variable
         self.t_values = [
@@ -216,7 +218,7 @@ class Sampler:
                     if forced[pos] != UNSET:
                         value = int(forced[pos])
                     else:
-                        value = int(np.argmax(sc / self.config.temperature + self.noise[var][u]))
+                        value = int(np.argmax(sc / self.temperature[var] + self.noise[var][u]))
                     world.values[var][u] = value
                     if record:
                         world.scores[var][u] = sc

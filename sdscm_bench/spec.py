@@ -1,15 +1,20 @@
 """SD-SCM spec files: parse, validate and order a DAG over text variables.
 
 A spec is YAML, TOML or JSON (by extension). Every problem is reported as a
-``SpecError`` naming the file, the offending item and what to change.
+``SpecError`` naming the file, the offending item and what to change. Things that are legal but
+probably not meant (post-treatment adjustment, a "hidden" setting that hides nothing, variables
+that cannot affect the outcome) are reported as ``SpecWarning`` (see :func:`spec_warnings`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,29 @@ from sdscm_bench.errors import SpecError
 
 SLOT = "{value}"
 OUTCOME_DEFINITIONS = ("score", "probability", "category")
+SCORING_MODES = ("sum", "mean")
+#: Keys of a spec's ``quality:`` mapping (thresholds read by :mod:`sdscm_bench.diagnostics`).
+QUALITY_KEYS = (
+    "min_treated_share",
+    "max_treated_share",
+    "min_overlap_share",
+    "min_ess_share",
+    "min_nonzero_ite_share",
+    "max_outcome_share",
+    "max_value_share",
+)
+VARIANT_KEYS = ("temperature", "scoring", "quality")
+#: The name that selects the family without a variant's overrides (``--variant base``).
+BASE_VARIANT = "base"
+
+
+class SpecWarning(UserWarning):
+    """A spec is valid but probably not what its author meant; the message names the file, item and fix."""
+
+
+def name_slug(text: str) -> str:
+    """The test-id form of a name (``strong confounding`` -> ``strong_confounding``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
 
 
 @dataclass(frozen=True)
@@ -40,6 +68,17 @@ class Variable:
     phrasings: tuple[Phrasing, ...]
     parents: tuple[str, ...] = ()
     exogenous: bool = False
+    temperature: float | None = None  # None: the global temperature (--temperature, default 1.0)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Named generation overrides of a family (``variants:`` in the spec)."""
+
+    name: str
+    temperature: dict[str, float] = field(default_factory=dict)  # variable -> its own temperature
+    scoring: str | None = None  # None: the family's scoring
+    quality: dict[str, float | None] = field(default_factory=dict)  # merged over the family's
 
 
 @dataclass(frozen=True)
@@ -74,6 +113,10 @@ class Family:
     settings: dict[str, tuple[str, ...]]
     separator: str = " "
     description: str = ""
+    scoring: str | None = None  # the spec's default scoring mode; an explicit --scoring wins
+    quality: dict[str, float | None] = field(default_factory=dict)  # diagnostics thresholds given
+    variants: dict[str, Variant] = field(default_factory=dict)
+    variant_name: str | None = None  # set on the family that Family.variant() returns
     path: str = field(default="<memory>", compare=False)
 
     @property
@@ -97,12 +140,71 @@ class Family:
     def index_of(self, variable: str, candidate: str) -> int:
         return self.by_name[variable].candidates.index(candidate)
 
+    def temperature_of(self, variable: str, default: float = 1.0) -> float:
+        """The variable's own temperature, else ``default`` (the global temperature)."""
+        own = self.by_name[variable].temperature
+        return default if own is None else own
+
+    def effective_scoring(self, requested: str | None = None) -> str:
+        """An explicitly requested scoring mode, else the spec's (or its variant's), else ``sum``."""
+        return requested or self.scoring or "sum"
+
     def fingerprint(self) -> str:
-        """Hash of everything that changes generated data (not the file's path)."""
+        """Hash of everything that changes generated data (not the file's path).
+
+        Per-variable temperatures and the variant's name are in it; the spec-level scoring default
+        (the effective scoring is in the cache key), the variant definitions and the quality
+        thresholds are not. Fields at their defaults are left out, so specs that do not use them
+        keep the fingerprints (and cache keys) they had before those fields existed.
+        """
         payload = asdict(self)
-        payload.pop("path")
+        for key in ("path", "scoring", "quality", "variants"):
+            payload.pop(key)
+        if payload["variant_name"] is None:
+            payload.pop("variant_name")
+        for var in payload["variables"]:
+            if var["temperature"] is None:
+                var.pop("temperature")
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def variant(self, name: str | None) -> Family:
+        """The family with the named variant's overrides applied (``None`` or ``base``: this family).
+
+        Names match exactly or in their test-id form (``strong_confounding``). The result keeps
+        ``name`` and has ``variant_name`` set, and its own fingerprint (so its own cache entries).
+        """
+        if name is None or name == BASE_VARIANT:
+            if self.variant_name is not None:
+                raise SpecError(self.path, f"variant '{self.variant_name}'", "is not the base family; "
+                                "select the base from the family the spec file gives")  # fmt: skip
+            return self
+        found = self.variants.get(name) or next(
+            (v for v in self.variants.values() if name_slug(v.name) == name_slug(name)), None
+        )
+        if found is None:
+            listing = (
+                ", ".join(repr(v) for v in self.variants) or "none; add a 'variants:' mapping to the spec"
+            )
+            raise SpecError(
+                self.path, f"variant {name!r}", f"is not defined; this family's variants: {listing}"
+            )
+        if self.variant_name is not None:
+            if found.name == self.variant_name:
+                return self
+            raise SpecError(self.path, f"variant {found.name!r}", f"cannot be applied on top of variant "
+                            f"'{self.variant_name}'; apply it to the base family")  # fmt: skip
+        variables = tuple(
+            replace(v, temperature=found.temperature[v.name]) if v.name in found.temperature else v
+            for v in self.variables
+        )
+        return replace(
+            self,
+            variables=variables,
+            scoring=found.scoring or self.scoring,
+            quality={**self.quality, **found.quality},
+            variant_name=found.name,
+        )
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
@@ -143,7 +245,7 @@ def _parse_variable(path: str, i: int, raw: Any) -> Variable:
         raise SpecError(path, f"variables[{i}]", "needs a non-empty 'name'")
     name = raw["name"]
     where = f"variable '{name}'"
-    unknown = set(raw) - {"name", "candidates", "phrasings", "parents", "exogenous"}
+    unknown = set(raw) - {"name", "candidates", "phrasings", "parents", "exogenous", "temperature"}
     if unknown:
         raise SpecError(path, where, f"unknown keys {sorted(unknown)}")
     cands = raw.get("candidates")
@@ -179,7 +281,111 @@ def _parse_variable(path: str, i: int, raw: Any) -> Variable:
         phrasings=tuple(_parse_phrasing(path, name, p) for p in phrasings),
         parents=tuple(parents),
         exogenous=bool(raw.get("exogenous", False)),
+        temperature=_parse_temperature(path, where, raw.get("temperature")),
     )
+
+
+def _parse_temperature(path: str, where: str, value: Any) -> float | None:
+    """A positive finite temperature, or None (absent: the global temperature)."""
+    if value is None:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise SpecError(
+            path,
+            where,
+            f"temperature {value!r} must be a positive finite number (below 1 sharpens the variable's "
+            "mechanism, above 1 flattens it); fix it, or drop it to use the global temperature",
+        )
+    return float(value)
+
+
+def _parse_scoring(path: str, where: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in SCORING_MODES:
+        raise SpecError(path, where, f"{value!r} is not a scoring mode; use one of {list(SCORING_MODES)}")
+    return str(value)
+
+
+def _parse_quality(path: str, where: str, raw: Any) -> dict[str, float | None]:
+    """Diagnostics thresholds: known keys only, each a number in [0, 1] or null (switched off)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError(
+            path, where, f"must map threshold names to numbers in [0, 1]; keys: {list(QUALITY_KEYS)}"
+        )
+    out: dict[str, float | None] = {}
+    for key, value in raw.items():
+        if key not in QUALITY_KEYS:
+            raise SpecError(
+                path, f"{where}.{key}", f"is not a quality threshold; use one of {list(QUALITY_KEYS)}"
+            )
+        if value is None:
+            out[key] = None
+            continue
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not 0 <= value <= 1:
+            raise SpecError(
+                path,
+                f"{where}.{key}",
+                f"{value!r} must be a number in [0, 1] (a share), or null to switch it off",
+            )
+        out[key] = float(value)
+    return out
+
+
+def _parse_variants(path: str, raw: Any, variables: list[Variable]) -> dict[str, Variant]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError(
+            path, "variants", "must map a variant name to its overrides (temperature, scoring, quality)"
+        )
+    known = [v.name for v in variables]
+    out: dict[str, Variant] = {}
+    slugs: dict[str, str] = {}
+    for name, body in raw.items():
+        where = f"variants.{name}"
+        if not isinstance(name, str) or not name.strip():
+            raise SpecError(path, "variants", f"variant name {name!r} must be non-empty text")
+        if name == BASE_VARIANT or name_slug(name) == BASE_VARIANT:
+            raise SpecError(
+                path, where, f"'{BASE_VARIANT}' names the family without overrides; rename the variant"
+            )
+        if name_slug(name) in slugs:
+            raise SpecError(
+                path, where, f"has the same test-id form as variant '{slugs[name_slug(name)]}'; rename one"
+            )
+        slugs[name_slug(name)] = name
+        if not isinstance(body, dict) or not body:
+            raise SpecError(path, where, f"must be a mapping with at least one of {list(VARIANT_KEYS)}")
+        unknown = sorted(set(body) - set(VARIANT_KEYS))
+        if unknown:
+            raise SpecError(path, where, f"unknown keys {unknown}; a variant may set {list(VARIANT_KEYS)}")
+        temps_raw = body.get("temperature") or {}
+        if not isinstance(temps_raw, dict):
+            raise SpecError(
+                path, f"{where}.temperature", "must map variable names to temperatures, e.g. {treatment: 0.5}"
+            )
+        temps: dict[str, float] = {}
+        for var, value in temps_raw.items():
+            if var not in known:
+                raise SpecError(
+                    path, f"{where}.temperature", f"names unknown variable {var!r}; use one of {known}"
+                )
+            temp = _parse_temperature(path, f"{where}.temperature.{var}", value)
+            if temp is None:
+                raise SpecError(path, f"{where}.temperature.{var}", "is empty; give a positive number")
+            temps[var] = temp
+        out[name] = Variant(
+            name=name,
+            temperature=temps,
+            scoring=_parse_scoring(path, f"{where}.scoring", body.get("scoring")),
+            quality=_parse_quality(path, f"{where}.quality", body.get("quality")),
+        )
+    return out
 
 
 def _require(path: str, data: dict, key: str, what: str) -> Any:
@@ -274,11 +480,78 @@ def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
         settings=settings,
         separator=str(data.get("separator", " ")),
         description=str(data.get("description", "")),
+        scoring=_parse_scoring(path, "scoring", data.get("scoring")),
+        quality=_parse_quality(path, "quality", data.get("quality")),
+        variants=_parse_variants(path, data.get("variants"), variables),
         path=path,
     )
     if oname not in family.descendants(tname):
         raise SpecError(path, "outcome", f"'{oname}' is not a descendant of the treatment '{tname}'")
+    for message in spec_warnings(family):
+        warnings.warn(SpecWarning(message), stacklevel=2)
     return family
+
+
+def spec_warnings(family: Family) -> list[str]:
+    """What is legal but probably unintended in a family; each message names the file, item and fix.
+
+    - a setting observing descendants of the treatment (post-treatment adjustment: adjusting for a
+      collider of treatment and outcome biases every estimator);
+    - a setting named "...hidden..." that observes every common cause of treatment and outcome (an
+      ancestor of the treatment that reaches the outcome by a path avoiding the treatment), so it
+      blocks every back-door path and hides nothing; or a family with no common cause at all;
+    - a variable that cannot affect the outcome (not an ancestor of it): noise when a setting
+      observes it, wasted generation when none does.
+    """
+    path, g = family.path, family.graph()
+    t, y = family.treatment.variable, family.outcome.variable
+    downstream = family.descendants(t)
+    without_t = g.copy()
+    without_t.remove_node(t)
+    common = nx.ancestors(g, t) & nx.ancestors(without_t, y)
+    rank = {name: i for i, name in enumerate(family.order())}
+    out = []
+    for setting, observed in family.settings.items():
+        post = [o for o in observed if o in downstream]
+        if post:
+            out.append(
+                f"{path}: settings.{setting}: observes {post}, descendants of the treatment '{t}' "
+                "(post-treatment adjustment: conditioning on a mediator, or on a collider of treatment and "
+                "outcome, biases the effect estimate); remove them from the setting unless it is meant as "
+                "a bad-adjustment case"
+            )
+        if "hidden" in setting.lower():
+            if not common:
+                out.append(
+                    f"{path}: settings.{setting}: is named as hiding confounding, but '{t}' and '{y}' have "
+                    f"no common cause in the DAG, so there is none to hide; add a common cause (an ancestor "
+                    f"of both) or rename the setting"
+                )
+            elif common <= set(observed):
+                names = sorted(common, key=rank.__getitem__)
+                out.append(
+                    f"{path}: settings.{setting}: is named as hiding confounding, but observes every common "
+                    f"cause of '{t}' and '{y}' ({names}), so it blocks every back-door path and hides "
+                    "nothing; leave at least one of them out of the setting, or rename it"
+                )
+    upstream = nx.ancestors(g, y)
+    for var in family.order():
+        if var == y or var in upstream:
+            continue
+        observers = [s for s, obs in family.settings.items() if var in obs]
+        if observers:
+            out.append(
+                f"{path}: variable '{var}': cannot affect the outcome '{y}' (it is not an ancestor of it), "
+                f"yet settings {observers} observe it; make it a parent of the outcome or of one of its "
+                "ancestors, or remove it from those settings"
+            )
+        else:
+            out.append(
+                f"{path}: variable '{var}': cannot affect the outcome '{y}' (it is not an ancestor of it) "
+                "and no setting observes it, so generating it is wasted work; remove it, or make it a parent "
+                "of the outcome or of one of its ancestors"
+            )
+    return out
 
 
 def load_family(path: str | Path) -> Family:
