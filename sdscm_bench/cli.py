@@ -35,6 +35,81 @@ def _parse_do(text: str) -> tuple[str, str]:
     return var.strip(), value.strip()
 
 
+def _diagnose_datasets(args: argparse.Namespace) -> list:
+    """The datasets ``diagnose`` looks at: released ones for ``--lm paper-*``, else the family's (cached)."""
+    if args.lm.startswith("paper-"):
+        from sdscm_bench.paper_data import default_paper_data_dir, load_paper_dataset, paper_dataset_ids
+
+        root = Path(args.paper_data) if args.paper_data else default_paper_data_dir()
+        if root is None:
+            raise SdscmError(f"--lm {args.lm}: no released data found; pass --paper-data PATH")
+        name = args.lm.removeprefix("paper-")
+        return [load_paper_dataset(root, name, i) for i in paper_dataset_ids(root, name)[: args.datasets]]
+    from sdscm_bench.families import FamilyRequest, load_or_generate
+
+    request = FamilyRequest(
+        spec=args.spec, lm=args.lm, n_datasets=args.datasets, n_units=args.units, seed=args.seed,
+        dtype=args.dtype, cache_dir=args.cache_dir,
+    )  # fmt: skip
+    return load_or_generate(request, progress=not args.quiet)
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    import json
+
+    from tabulate import tabulate
+
+    from sdscm_bench.diagnostics import dataset_diagnostics, quality_problems, thresholds_for
+
+    datasets = _diagnose_datasets(args)
+    rows, problems_by_dataset, full = [], {}, {}
+    for ds in datasets:
+        d = dataset_diagnostics(ds)
+        problems = quality_problems(d, thresholds_for(ds.family))
+        problems_by_dataset[ds.name] = problems
+        full[ds.name] = {**d, "problems": problems}
+        cells = [d.get(k) for k in ("treated_share", "overlap_share", "ess_share", "sate", "sd_ite",
+                                   "nonzero_ite_share", "max_outcome_share", "dim_bias")]  # fmt: skip
+        rows.append(
+            [ds.name, d["n_units"], *(None if c is None else f"{c:.3g}" for c in cells), len(problems)]
+        )
+    headers = ["dataset", "units", "treated", "overlap", "IPW ESS/n", "SATE", "sd(ITE)", "ITE != 0",
+               "top y share", "DIM - SATE", "problems"]  # fmt: skip
+    print(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, missingval="-"))
+    for name, problems in problems_by_dataset.items():
+        for message in problems:
+            print(f"{name}: {message}")
+    bad = sum(1 for p in problems_by_dataset.values() if p)
+    print(f"{bad} of {len(datasets)} datasets violate a quality threshold")
+    if args.json:
+        Path(args.json).write_text(json.dumps(full, indent=1, default=str), encoding="utf-8")
+        print(f"wrote {args.json}")
+    if args.into:
+        _diagnostics_into(Path(args.into), args.lm, datasets)
+    return 1 if (bad and args.strict) else 0
+
+
+def _diagnostics_into(results: Path, lm: str, datasets: list) -> None:
+    """Fill the ``data_*`` fields of the results file's records of these datasets (same LM, same fingerprint).
+
+    For records written before records carried them; the records' metrics are left as they are.
+    """
+    from sdscm_bench.diagnostics import dataset_diagnostics, record_fields
+    from sdscm_bench.results_file import read_results, write_results
+    from sdscm_bench.runner import dataset_fingerprint
+
+    fields = {dataset_fingerprint(ds): record_fields(dataset_diagnostics(ds)) for ds in datasets}
+    doc = read_results(results)
+    updated = 0
+    for rec in doc["records"]:
+        extra = fields.get(str(rec.get("dataset_fingerprint"))) if rec.get("lm") == lm else None
+        if extra is not None:
+            rec.update(extra)
+            updated += 1
+    write_results(results, doc)
+    print(f"{results}: data diagnostics filled into {updated} records of {len(fields)} datasets")
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from sdscm_bench.families import resolve_spec
     from sdscm_bench.spec import load_family
@@ -238,6 +313,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+    diag = sub.add_parser(
+        "diagnose",
+        help="per-dataset diagnostics: overlap, effects, outcome, near-constant variables, confounding",
+    )
+    diag.add_argument("spec", help="spec file or shipped spec name (ignored for --lm paper-*)")
+    diag.add_argument(
+        "--lm",
+        default="smollm2",
+        help="smollm2, tiny-random, an HF id or path, or paper-gpt2 / paper-llama-3-8b",
+    )
+    diag.add_argument(
+        "--datasets", type=int, default=1, help="K datasets (seeds seed..seed+K-1, or the first K released)"
+    )
+    diag.add_argument("--units", type=int, default=100, help="N units per generated dataset")
+    diag.add_argument("--seed", type=int, default=0)
+    diag.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    diag.add_argument("--cache-dir", default=None, help="default: $SDSCM_BENCH_CACHE or the user cache dir")
+    diag.add_argument("--paper-data", default=None, help="folder of the released parquet files (paper LMs)")
+    diag.add_argument("--json", metavar="PATH", help="also write every diagnostic (and the problems) as JSON")
+    diag.add_argument("--strict", action="store_true", help="exit 1 when a dataset violates a threshold")
+    diag.add_argument(
+        "--into",
+        metavar="RESULTS",
+        help="fill the data_* fields of these datasets' records in a results file",
+    )
+    diag.add_argument("--quiet", action="store_true", help="no progress bar")
+    diag.set_defaults(func=_cmd_diagnose)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
