@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sdscm_bench.cache import CorruptCacheWarning, DatasetCache, table_bytes
+from sdscm_bench.cache import CorruptCacheWarning, DatasetCache, dataset_key, table_bytes
 from sdscm_bench.dataset import SDSCMDataset
 from sdscm_bench.families import FamilyRequest, load_or_generate
 from sdscm_bench.generate import GenerationSettings, generate_dataset
@@ -79,10 +79,20 @@ def rephrased(family: Family) -> Family:
     return parse_family(data, str(CONFOUNDER))
 
 
+def edited(edit: Callable[[dict], None]) -> Family:
+    """The confounder family with one edit of its spec."""
+    data = copy.deepcopy(yaml.safe_load(CONFOUNDER.read_text()))
+    edit(data)
+    return parse_family(data, str(CONFOUNDER))
+
+
 @pytest.mark.parametrize(
     "change",
-    ["seed", "n_units", "scoring", "temperature", "dtype", "lm", "weights", "phrasing"],
-)
+    [
+        "seed", "n_units", "scoring", "temperature", "dtype", "lm", "weights", "phrasing",
+        "spec scoring", "variable temperature", "variant",
+    ],
+)  # fmt: skip
 def test_key_depends_on_every_input(
     tmp_path: Path, tiny_lm: LanguageModel, family: Family, identity: dict, change: str
 ) -> None:
@@ -108,6 +118,14 @@ def test_key_depends_on_every_input(
         ident2["weights_fingerprint"] = "0" * 16
     elif change == "phrasing":
         fam2 = rephrased(family)
+    elif change == "spec scoring":  # the spec's default scoring is the effective one: mean instead of sum
+        fam2 = edited(lambda d: d.update(scoring="mean"))
+    elif change == "variable temperature":
+        fam2 = edited(lambda d: d["variables"][2].update(temperature=0.5))
+    elif change == "variant":  # a variant that changes only a quality threshold still has its own entries
+        fam2 = edited(lambda d: d.update(variants={"strict": {"quality": {"min_ess_share": 0.5}}}))
+        assert dataset_key(fam2, identity, settings) == base.meta["cache_key"]  # the base family: same key
+        fam2 = fam2.variant("strict")
     create2 = CountingCreate(fam2, tiny_lm, settings2)
     other, hit = cache.get_or_create(fam2, ident2, settings2, create2)
     assert not hit and create2.calls == 1

@@ -82,3 +82,45 @@ def test_cli_do_and_rct(tmp_path, capsys):
     assert main([*args, "--do", "region=north"]) == 2
     assert "exogenous" in capsys.readouterr().err
     assert main([*args, "--do", "no equals sign"]) == 2
+
+
+# --- what `propensity` means under interventions --------------------------------------------------
+
+
+def test_propensity_is_the_true_assignment_probability(lm):
+    """RCT: 1 / #candidates for every unit; do(T=v): 1.0 or 0.0; observational data keep the softmax."""
+    toy = load_family(spec_dir() / "confounder.yaml")
+    treat = toy.treatment
+    settings = GenerationSettings(60, 2)
+    base = generate_dataset(toy, lm, settings)
+    rct = generate_dataset(toy, lm, GenerationSettings(60, 2, randomized=(treat.variable,)))
+    assert len(toy.by_name[treat.variable].candidates) == 2
+    assert (rct.table["propensity"] == 0.5).all()
+    assert rct.meta["propensity_definition"] == "randomised assignment probability"
+    assert 0 < rct.table["t"].mean() < 1  # both arms drawn (the LM alone would pick one arm for every unit)
+    for value, expected in ((treat.treated, 1.0), (treat.control, 0.0)):
+        do = generate_dataset(toy, lm, GenerationSettings(60, 2, interventions=((treat.variable, value),)))
+        assert (do.table["propensity"] == expected).all()
+        assert (do.table["t"] == expected).all()
+        assert do.meta["propensity_definition"] == "do(T=...) indicator"
+    # Observational: the softmax of the treatment's scores, unchanged.
+    scores = base.table[[f"logp:{treat.variable}={k}" for k in range(2)]].to_numpy()
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    treated = toy.index_of(treat.variable, treat.treated)
+    np.testing.assert_allclose(base.table["propensity"], z[:, treated] / z.sum(axis=1), rtol=0, atol=1e-12)
+    assert base.meta["propensity_definition"] == "observational softmax P(T=treated | parents)"
+
+
+def test_propensity_under_an_intervention_on_a_parent_is_observational_in_that_world(lm, family):
+    """do() on another variable: the propensity is the softmax given the treatment's parents as set there."""
+    treat = family.treatment.variable
+    parent = next(p for p in family.by_name[treat].parents if not family.by_name[p].exogenous)
+    value = family.by_name[parent].candidates[0]
+    ds = generate_dataset(family, lm, GenerationSettings(60, 2, interventions=((parent, value),)))
+    assert ds.meta["propensity_definition"] == "observational softmax P(T=treated | parents)"
+    n = len(family.by_name[treat].candidates)
+    scores = ds.table[[f"logp:{treat}={k}" for k in range(n)]].to_numpy()
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    treated = family.index_of(treat, family.treatment.treated)
+    np.testing.assert_allclose(ds.table["propensity"], z[:, treated] / z.sum(axis=1), rtol=0, atol=1e-12)
+    assert ((ds.table["propensity"] > 0) & (ds.table["propensity"] < 1)).any()

@@ -554,3 +554,62 @@ def test_the_summary_names_datasets_that_violate_quality_thresholds(
     out = str(result.stdout)
     assert expected and all(line in out for line in expected)  # the tiny random LM's toy data are lopsided
     result.stdout.fnmatch_lines(["*sdscm-bench data quality: * of 2 datasets violate a threshold*"])
+
+
+def test_variant_option_parametrizes_items_and_records_carry_the_variant(
+    bench: pytest.Pytester, shared: dict[str, Path]
+) -> None:
+    spec = shared["spec"].with_name("toy_variants.yaml")
+    spec.write_text(TOY_SPEC + "variants:\n  strong confounding:\n    temperature: {therapy: 0.05}\n")
+    args = [
+        f"--family={spec}" if a.startswith("--family=") else a
+        for a in toy_args(shared, estimators="diff_in_means")
+    ]
+    collected = bench.runpytest(*args, "--variant=strong_confounding,base", "--collect-only", "-q")
+    collected.stdout.fnmatch_lines(
+        [
+            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-strong_confounding-all_covariates]",
+            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-strong_confounding-hidden_confounding]",
+            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-all_covariates]",
+            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-hidden_confounding]",
+            "4/5 tests collected (1 deselected)*",
+        ]
+    )
+    default = bench.runpytest(*args, "--collect-only", "-q")  # default: the base family only
+    default.stdout.fnmatch_lines(["2/3 tests collected (1 deselected)*"])
+    assert "strong_confounding" not in default.stdout.str()
+
+    run = bench.runpytest(*args, "--variant=strong confounding,base", "--setting=all_covariates")
+    run.assert_outcomes(passed=2, deselected=1)
+    run.stdout.fnmatch_lines(
+        ["LM tiny-random · setting all covariates:", "LM tiny-random · variant strong confounding ·*"]
+    )
+    records = read_results(bench.path / "leaderboard" / "results.parquet")["records"]
+    by_variant: dict[Any, set[str]] = {}
+    for rec in records:
+        by_variant.setdefault(rec["variant"], set()).add(rec["dataset_fingerprint"])
+    assert set(by_variant) == {None, "strong confounding"} and len(records) == 4
+    assert not by_variant[None] & by_variant["strong confounding"]  # each variant has its own datasets
+    assert {r["dataset"] for r in records if r["variant"]} == {
+        "toy/strong confounding/seed0",
+        "toy/strong confounding/seed1",
+    }
+
+    unknown = bench.runpytest(*args, "--variant=nope", "--collect-only")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    unknown.stderr.fnmatch_lines(["*--variant: *variant 'nope': is not defined*'strong confounding'*base*"])
+    if default_paper_data_dir() is not None:
+        paper = bench.runpytest(
+            "-p", "sdscm_bench.plugin", "--estimator=diff_in_means", "--lm=paper-gpt2",
+            "--variant=strong_confounding", "--collect-only",
+        )  # fmt: skip
+        assert paper.ret == pytest.ExitCode.USAGE_ERROR
+        paper.stderr.fnmatch_lines(
+            ["*--variant: the released data of paper-gpt2 have no variants; drop --variant*"]
+        )
+
+    shutil.copy(spec, bench.path / "toy_variants.yaml")
+    bench.makeini("[pytest]\nsdscm_variant = strong_confounding\n")
+    ini = bench.runpytest(*[a for a in args if not a.startswith("--family=")], "--family=toy_variants.yaml",
+                          "--collect-only", "-q")  # fmt: skip
+    ini.stdout.fnmatch_lines(["*diff_in_means-tiny-random-strong_confounding-all_covariates*"])
