@@ -6,9 +6,12 @@ A dataset is one table (one row per unit) plus JSON metadata. Column names:
 - ``<variable>|do(<treatment>=<value>)``: value of each treatment descendant in that world.
 - ``logp:<variable>=<candidate index>``: LM score of a treatment or outcome candidate in the
   factual world; with ``|do(...)`` appended, in that interventional world.
-- ``t`` (1 treated, 0 control, -1 another value), ``propensity`` (P(treated | parents) under the
-  domain-restricted softmax), ``y``, ``y0``, ``y1`` (outcome in the factual, do(control) and
-  do(treated) worlds) and ``ite`` (= ``y1 - y0``, the true per-unit effect).
+- ``t`` (1 treated, 0 control, -1 another value), ``propensity`` (P(T = treated) in the world the
+  data come from: observationally P(treated | parents) under the domain-restricted softmax at the
+  treatment's temperature; under ``--rct`` the assignment probability 1 / #candidates; under
+  ``do(T = v)`` 1.0 or 0.0; ``meta["propensity_definition"]`` says which), ``y``, ``y0``, ``y1``
+  (outcome in the factual, do(control) and do(treated) worlds) and ``ite`` (= ``y1 - y0``, the
+  true per-unit effect).
 """
 
 from __future__ import annotations
