@@ -155,6 +155,32 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sensitivity(args: argparse.Namespace) -> int:
+    import shlex
+
+    from sdscm_bench.sensitivity import SensitivityRequest, draw_table, run_sensitivity, write_report
+
+    request = SensitivityRequest(
+        spec=args.spec, lm=args.lm, n_phrasings=args.phrasings, n_seeds=args.seeds, n_units=args.units,
+        seed=args.seed, dtype=args.dtype, device=args.device, scoring=args.scoring,
+        temperature=args.temperature, cache_dir=args.cache_dir, variables=tuple(args.variable),
+    )  # fmt: skip
+    result = run_sensitivity(request, progress=not args.quiet)
+    argv = [args.spec, "--lm", args.lm, "--phrasings", str(args.phrasings), "--seeds", str(args.seeds),
+            "--units", str(args.units), "--seed", str(args.seed), "--dtype", args.dtype,
+            "--scoring", args.scoring, "--temperature", str(args.temperature), "--out", args.out]  # fmt: skip
+    for name in args.variable:
+        argv += ["--variable", name]
+    result.command = shlex.join(["sdscm-bench", "sensitivity", *argv])
+    paths = write_report(result, args.out)
+    print(draw_table(result))
+    sate = result.decompositions()["sate"]
+    print(f"SATE: between-phrasing var {sate['between_var']:.4g} vs within (seeds) {sate['within_var']:.4g}, "
+          f"ANOVA p = {sate['anova_p']:.3g}, Kruskal-Wallis p = {sate['kruskal_p']:.3g}")  # fmt: skip
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
 def _cmd_publish(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -294,6 +320,23 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check spec files")
     val.add_argument("specs", nargs="+")
     val.set_defaults(func=_cmd_validate)
+    sens = sub.add_parser("sensitivity", help="true SATE/ITE spread across phrasing draws vs across seeds")
+    sens.add_argument("spec", help="spec file, or the name of a spec in datasets/ (e.g. oncology)")
+    sens.add_argument("--lm", default="smollm2", help="smollm2 (embedded), tiny-random, an HF id or path")
+    sens.add_argument("--phrasings", type=int, default=6, help="P distinct phrasing draws")
+    sens.add_argument("--seeds", type=int, default=3, help="S noise seeds per draw (seed..seed+S-1, shared)")
+    sens.add_argument("--units", type=int, default=300, help="N units per dataset")
+    sens.add_argument("--seed", type=int, default=0, help="first noise seed and first phrasing source seed")
+    sens.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    sens.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    sens.add_argument("--scoring", default="sum", choices=["sum", "mean"])
+    sens.add_argument("--temperature", type=float, default=1.0)
+    sens.add_argument("--variable", action="append", default=[], metavar="NAME",
+                      help="vary only this variable's phrasing (repeatable; others keep their first)")  # fmt: skip
+    sens.add_argument("--out", default="leaderboard/phrasing_sensitivity", help="writes OUT.md, .png, .json")
+    sens.add_argument("--cache-dir", default=None, help="default: $SDSCM_BENCH_CACHE or the user cache dir")
+    sens.add_argument("--quiet", action="store_true", help="no progress bar")
+    sens.set_defaults(func=_cmd_sensitivity)
     pub = sub.add_parser("publish", help="render the leaderboard front page (README.md) from a results file")
     pub.add_argument(
         "results", help="results file written by the pytest plugin (leaderboard/results.parquet)"
