@@ -168,7 +168,9 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     result = run_sensitivity(request, progress=not args.quiet)
     argv = [args.spec, "--lm", args.lm, "--phrasings", str(args.phrasings), "--seeds", str(args.seeds),
             "--units", str(args.units), "--seed", str(args.seed), "--dtype", args.dtype,
-            "--scoring", args.scoring, "--temperature", str(args.temperature), "--out", args.out]  # fmt: skip
+            "--temperature", str(args.temperature), "--out", args.out]  # fmt: skip
+    if args.scoring:
+        argv += ["--scoring", args.scoring]
     for name in args.variable:
         argv += ["--variable", name]
     result.command = shlex.join(["sdscm-bench", "sensitivity", *argv])
@@ -329,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--seed", type=int, default=0, help="first noise seed and first phrasing source seed")
     sens.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     sens.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
-    sens.add_argument("--scoring", default="sum", choices=["sum", "mean"])
+    sens.add_argument("--scoring", default=None, choices=["sum", "mean"], help="default: spec's, else sum")
     sens.add_argument("--temperature", type=float, default=1.0)
     sens.add_argument("--variable", action="append", default=[], metavar="NAME",
                       help="vary only this variable's phrasing (repeatable; others keep their first)")  # fmt: skip
