@@ -397,6 +397,12 @@ def _p(x: float) -> str:
     return "< 1e-4" if x < 1e-4 else f"{x:.4f}"
 
 
+def _peq(x: float) -> str:
+    """``p = 0.0123`` or ``p < 1e-4``."""
+    text = _p(x)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def _abbrev(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -495,13 +501,13 @@ def render_markdown(result: SensitivityResult, plot_name: str | None = None) -> 
         f"- SATE: between-phrasing variance of the draw means {_fmt(sate['between_var'])} "
         f"(sd {_fmt(sate['sd_between'], 3)}) vs within-phrasing variance across seeds "
         f"{_fmt(sate['within_var'])} (sd {_fmt(sate['sd_within'], 3)}), ratio {_fmt(sate['ratio'], 3)}; "
-        f"one-way ANOVA F({sate['df'][0]}, {sate['df'][1]}) = {_fmt(sate['f'], 3)}, p = {_p(sate['anova_p'])}; "
-        f"Kruskal-Wallis p = {_p(sate['kruskal_p'])}; seed-blocked F p = {_p(sate['blocked']['p'])}. "
+        f"one-way ANOVA F({sate['df'][0]}, {sate['df'][1]}) = {_fmt(sate['f'], 3)}, {_peq(sate['anova_p'])}; "
+        f"Kruskal-Wallis {_peq(sate['kruskal_p'])}; seed-blocked F {_peq(sate['blocked']['p'])}. "
         f"Share of a dataset's SATE variance due to phrasing (ICC) {_fmt(sate['icc'], 2)} "
         f"[95% CI {_fmt(sate['icc_ci'][0], 2)}, {_fmt(sate['icc_ci'][1], 2)}].",
         f"- sd(ITE): between {_fmt(sdi['between_var'])} vs within {_fmt(sdi['within_var'])}, "
-        f"ratio {_fmt(sdi['ratio'], 3)}; ANOVA p = {_p(sdi['anova_p'])}; Kruskal-Wallis p = "
-        f"{_p(sdi['kruskal_p'])}; ICC {_fmt(sdi['icc'], 2)} "
+        f"ratio {_fmt(sdi['ratio'], 3)}; ANOVA {_peq(sdi['anova_p'])}; Kruskal-Wallis "
+        f"{_peq(sdi['kruskal_p'])}; ICC {_fmt(sdi['icc'], 2)} "
         f"[{_fmt(sdi['icc_ci'][0], 2)}, {_fmt(sdi['icc_ci'][1], 2)}].",
         "",
         "Between var is the variance of the P per-draw means (it contains 1/S of the seed variance "
@@ -556,7 +562,7 @@ def plot(result: SensitivityResult, path: Path) -> Path:
         ax.scatter(xs, table.mean(axis=1), marker="_", s=400, color="black", zorder=3, label="draw mean")
         d = decompose(table)
         ax.set_title(
-            f"{title}: between/within var = {_fmt(d['ratio'], 3)}\nANOVA p = {_p(d['anova_p'])}", fontsize=9
+            f"{title}: between/within var = {_fmt(d['ratio'], 3)}\nANOVA {_peq(d['anova_p'])}", fontsize=9
         )
         ax.set_xticks(xs, labels, fontsize=6)
         ax.set_xlabel("phrasing draw", fontsize=8)
@@ -565,7 +571,7 @@ def plot(result: SensitivityResult, path: Path) -> Path:
     pooled = [np.concatenate([result.ites[(d.index, s)] for s in seeds]) for d in result.draws]
     axes[2].boxplot(pooled, positions=xs, widths=0.6, showfliers=False, whis=(5, 95))
     axes[2].set_xticks(xs, labels, fontsize=6)
-    axes[2].set_title("ITE per phrasing draw (seeds pooled; whiskers 5-95%)", fontsize=9)
+    axes[2].set_title("ITE per phrasing draw\n(seeds pooled; box 25-75%, whiskers 5-95%)", fontsize=9)
     axes[2].set_xlabel("phrasing draw", fontsize=8)
     axes[2].axhline(0, color="0.5", lw=0.6)
     axes[2].grid(alpha=0.3)
