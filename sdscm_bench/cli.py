@@ -20,7 +20,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         spec=args.spec, lm=args.lm, n_datasets=args.datasets, n_units=args.units, seed=args.seed,
         dtype=args.dtype, device=args.device, scoring=args.scoring, temperature=args.temperature,
         cache_dir=args.cache_dir, interventions=tuple(_parse_do(d) for d in args.do), randomized=tuple(args.rct),
-        variant=args.variant,
+        variant=args.variant, require_quality=args.require_quality,
     )  # fmt: skip
     datasets = load_or_generate(request, progress=not args.quiet)
     for ds in datasets:
@@ -49,7 +49,7 @@ def _diagnose_datasets(args: argparse.Namespace) -> list:
 
     request = FamilyRequest(
         spec=args.spec, lm=args.lm, n_datasets=args.datasets, n_units=args.units, seed=args.seed,
-        dtype=args.dtype, cache_dir=args.cache_dir,
+        dtype=args.dtype, cache_dir=args.cache_dir, variant=args.variant,
     )  # fmt: skip
     return load_or_generate(request, progress=not args.quiet)
 
@@ -313,8 +313,41 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--variant", default=None, metavar="NAME", help="a variant named in the spec's 'variants:'"
     )
+    gen.add_argument("--require-quality", action="store_true",
+                     help="redraw the seed of a dataset that violates the spec's quality thresholds (up to 10 times; "
+                     "recorded in its metadata; conditions the family's distribution on passing)")  # fmt: skip
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
+    diag = sub.add_parser(
+        "diagnose",
+        help="per-dataset diagnostics: overlap, effects, outcome, near-constant variables, confounding",
+    )
+    diag.add_argument("spec", help="spec file or shipped spec name (ignored for --lm paper-*)")
+    diag.add_argument(
+        "--lm",
+        default="smollm2",
+        help="smollm2, tiny-random, an HF id or path, or paper-gpt2 / paper-llama-3-8b",
+    )
+    diag.add_argument(
+        "--datasets", type=int, default=1, help="K datasets (seeds seed..seed+K-1, or the first K released)"
+    )
+    diag.add_argument("--units", type=int, default=100, help="N units per generated dataset")
+    diag.add_argument(
+        "--variant", default=None, help="a named variant of the spec (default: the base family)"
+    )
+    diag.add_argument("--seed", type=int, default=0)
+    diag.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    diag.add_argument("--cache-dir", default=None, help="default: $SDSCM_BENCH_CACHE or the user cache dir")
+    diag.add_argument("--paper-data", default=None, help="folder of the released parquet files (paper LMs)")
+    diag.add_argument("--json", metavar="PATH", help="also write every diagnostic (and the problems) as JSON")
+    diag.add_argument("--strict", action="store_true", help="exit 1 when a dataset violates a threshold")
+    diag.add_argument(
+        "--into",
+        metavar="RESULTS",
+        help="fill the data_* fields of these datasets' records in a results file",
+    )
+    diag.add_argument("--quiet", action="store_true", help="no progress bar")
+    diag.set_defaults(func=_cmd_diagnose)
     show = sub.add_parser("show", help="print a spec's DAG and topological order")
     show.add_argument("spec")
     show.add_argument("--plot", metavar="PNG", help="also draw the DAG to this PNG file")
@@ -358,33 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-    diag = sub.add_parser(
-        "diagnose",
-        help="per-dataset diagnostics: overlap, effects, outcome, near-constant variables, confounding",
-    )
-    diag.add_argument("spec", help="spec file or shipped spec name (ignored for --lm paper-*)")
-    diag.add_argument(
-        "--lm",
-        default="smollm2",
-        help="smollm2, tiny-random, an HF id or path, or paper-gpt2 / paper-llama-3-8b",
-    )
-    diag.add_argument(
-        "--datasets", type=int, default=1, help="K datasets (seeds seed..seed+K-1, or the first K released)"
-    )
-    diag.add_argument("--units", type=int, default=100, help="N units per generated dataset")
-    diag.add_argument("--seed", type=int, default=0)
-    diag.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    diag.add_argument("--cache-dir", default=None, help="default: $SDSCM_BENCH_CACHE or the user cache dir")
-    diag.add_argument("--paper-data", default=None, help="folder of the released parquet files (paper LMs)")
-    diag.add_argument("--json", metavar="PATH", help="also write every diagnostic (and the problems) as JSON")
-    diag.add_argument("--strict", action="store_true", help="exit 1 when a dataset violates a threshold")
-    diag.add_argument(
-        "--into",
-        metavar="RESULTS",
-        help="fill the data_* fields of these datasets' records in a results file",
-    )
-    diag.add_argument("--quiet", action="store_true", help="no progress bar")
-    diag.set_defaults(func=_cmd_diagnose)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from sdscm_bench import __version__
 from sdscm_bench.dataset import FORMAT_VERSION, SDSCMDataset, do_suffix, logp_column
+from sdscm_bench.diagnostics import diagnose
 from sdscm_bench.lm import LanguageModel
 from sdscm_bench.sampler import Sampler, SamplerConfig, phrasing_choice
 from sdscm_bench.scoring import CandidateScorer
@@ -176,4 +177,6 @@ def generate_dataset(
         "versions": package_versions(),
         "format_version": FORMAT_VERSION,
     }
-    return SDSCMDataset(table=table, family=family, meta=meta)
+    dataset = SDSCMDataset(table=table, family=family, meta=meta)
+    meta["diagnostics"] = diagnose(dataset)  # stored with the dataset: is it fit to rank estimators?
+    return dataset
