@@ -89,6 +89,7 @@ class Stratum:
     n: int
     baseline: float
     new: float
+    variant: str | None = None
 
     @property
     def ratio(self) -> float:
@@ -153,16 +154,17 @@ def judge(
     estimator: str, pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], rule: GateRule
 ) -> Verdict | None:
     """Apply ``rule`` to one estimator's paired records (both succeeded); None when no pair has the metric."""
-    by_stratum: dict[tuple[str, str], list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
+    by_stratum: dict[tuple[str, str, str], list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
     for b, n in pairs:
         if b.get(rule.loss) is not None and n.get(rule.loss) is not None:
-            by_stratum.setdefault((str(n["lm"]), str(n["setting"])), []).append((b, n))
+            key = (str(n["lm"]), str(n.get("variant") or ""), str(n["setting"]))
+            by_stratum.setdefault(key, []).append((b, n))
     if not by_stratum:
         return None
     strata, diffs = [], []
-    for (lm, setting), sp in sorted(by_stratum.items()):
+    for (lm, variant, setting), sp in sorted(by_stratum.items()):
         lb, ln = rule.losses([b for b, _ in sp]), rule.losses([n for _, n in sp])
-        strata.append(Stratum(lm, setting, len(sp), rule.summary(lb), rule.summary(ln)))
+        strata.append(Stratum(lm, setting, len(sp), rule.summary(lb), rule.summary(ln), variant or None))
         scale = float(np.mean(lb)) or float(np.mean(ln)) or 1.0
         diffs.append((ln - lb) / scale)
     d = np.concatenate(diffs)
@@ -171,7 +173,10 @@ def judge(
     p = wilcoxon_greater(d)
     decided = d.size >= min_paired(rule.alpha) or not np.any(d)
     regression = decided and ratio > 1.0 + rule.min_rel_change and p < rule.alpha
-    per = "; ".join(f"{s.lm} · {s.setting}: {_fmt(s.baseline)} -> {_fmt(s.new)} (n = {s.n})" for s in strata)
+    per = "; ".join(
+        f"{s.lm}{f' · {s.variant}' if s.variant else ''} · {s.setting}: {_fmt(s.baseline)} -> {_fmt(s.new)} (n = {s.n})"
+        for s in strata
+    )
     verdict = "REGRESSION" if regression else ("pass" if decided else "cannot decide")
     message = (
         f"{estimator}: {rule.label} {verdict}: x{ratio:.3g} of the baseline (geometric mean over "

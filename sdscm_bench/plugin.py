@@ -206,6 +206,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "result for the same adapter fingerprint, dataset and setting (default: reuse them).",
     )  # fmt: skip
     add(
+        "--require-quality", "sdscm_require_quality", "bool", "redraw failing datasets (true/false)",
+        action="store_true", default=None,
+        help="Generated LMs: redraw the seed of a dataset that violates the spec's quality thresholds (up to "
+        "10 times; recorded in its metadata; conditions the family's distribution on passing).",
+    )  # fmt: skip
+    add(
         "--sdscm-cache-dir", "sdscm_cache_dir", "string", f"default --sdscm-cache-dir (env {CACHE_ENV} wins)",
         metavar="PATH",
         help=f"Cache of generated datasets and converted models (default ${CACHE_ENV}, else the user cache).",
@@ -230,6 +236,7 @@ class Options:
     cache_dir: Path | None
     dtype: str = "auto"
     recompute: bool = False
+    require_quality: bool = False
     datasets_per_item: int = 0  # 0: one item per estimator × LM × setting
     variants: list[str] = field(default_factory=list)  # as given; empty means the base family only
 
@@ -368,6 +375,7 @@ def resolve_options(config: pytest.Config) -> Options:
     settings_value, _ = _raw(config, "sdscm_setting")
     variant_value, _ = _raw(config, "sdscm_variant")
     recompute_value, _ = _raw(config, "sdscm_recompute")
+    require_quality_value, _ = _raw(config, "sdscm_require_quality")
     dtype_value, _ = _raw(config, "sdscm_dtype")
     dtype = str(dtype_value) if dtype_value else "auto"
     if dtype not in DTYPES:
@@ -387,6 +395,7 @@ def resolve_options(config: pytest.Config) -> Options:
         cache_dir=_path(config, "sdscm_cache_dir", CACHE_ENV),
         dtype=dtype,
         recompute=bool(recompute_value),
+        require_quality=bool(require_quality_value),
         datasets_per_item=_positive_int(config, "sdscm_datasets_per_item", "--datasets-per-item", 0),
         variants=_split(variant_value),
     )
@@ -553,6 +562,7 @@ class BenchSession:
                     dtype=opts.dtype,
                     cache_dir=opts.cache_dir,
                     variant=variant,
+                    require_quality=opts.require_quality,
                 )
                 with self._visible_output() as visible:
                     self._datasets[lm, variant] = load_or_generate(request, progress=visible)
@@ -974,7 +984,7 @@ def _gate_summary(tr: Any, state: BenchSession) -> None:
         return
     for v in state.gate:
         if v.regression:
-            items = ", ".join(f"{v.estimator}-{slug(s.lm)}-{slug(s.setting)}" for s in v.strata)
+            items = ", ".join(Case(v.estimator, s.lm, s.setting, variant=s.variant).id for s in v.strata)
             tr.write_line(f"REGRESSION {v.message}" + (f" [items: {items}]" if items else ""), red=True)
     for v in state.gate:
         if not v.regression:
