@@ -394,13 +394,12 @@ def _fmt(x: float, digits: int = 4) -> str:
 def _p(x: float) -> str:
     if math.isnan(x):
         return "n/a"
-    return "< 1e-4" if x < 1e-4 else f"{x:.4f}"
+    return f"{x:.2g}" if x < 1e-4 else f"{x:.4f}"
 
 
 def _peq(x: float) -> str:
-    """``p = 0.0123`` or ``p < 1e-4``."""
-    text = _p(x)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
+    """``p = 0.0123``."""
+    return f"p = {_p(x)}"
 
 
 def _abbrev(text: str, width: int = 60) -> str:
@@ -462,7 +461,10 @@ def phrasing_legend(result: SensitivityResult) -> str:
             ph = var.phrasings[i]
             rows.append([pos + 1, name, i, _abbrev(ph.prefix + "{value}" + ph.suffix)])
     return tabulate(
-        rows, headers=["digit", "variable", "phrasing", "text"], tablefmt="pipe", disable_numparse=True
+        rows,
+        headers=["label position", "variable", "phrasing", "text"],
+        tablefmt="pipe",
+        disable_numparse=True,
     )
 
 
@@ -509,6 +511,7 @@ def render_markdown(result: SensitivityResult, plot_name: str | None = None) -> 
         f"ratio {_fmt(sdi['ratio'], 3)}; ANOVA {_peq(sdi['anova_p'])}; Kruskal-Wallis "
         f"{_peq(sdi['kruskal_p'])}; ICC {_fmt(sdi['icc'], 2)} "
         f"[{_fmt(sdi['icc_ci'][0], 2)}, {_fmt(sdi['icc_ci'][1], 2)}].",
+        _spread_sentence(result, sate),
         "",
         "Between var is the variance of the P per-draw means (it contains 1/S of the seed variance "
         "even when phrasing has no effect: then ratio ~ 1/S and F ~ 1). Within var is the pooled "
@@ -523,8 +526,8 @@ def render_markdown(result: SensitivityResult, plot_name: str | None = None) -> 
         "",
         "## SATE per phrasing draw",
         "",
-        "`phrasings`: one digit per varied variable (order in the legend below), the index of the "
-        "phrasing it uses in the spec.",
+        "`phrasings`: for each varied variable in turn (positions in the legend below), the index of "
+        "the phrasing it uses in the spec (0 = first).",
         "",
         draw_table(result),
         "",
@@ -544,6 +547,24 @@ def render_markdown(result: SensitivityResult, plot_name: str | None = None) -> 
     return "\n".join(lines)
 
 
+def _spread_sentence(result: SensitivityResult, sate: dict[str, Any]) -> str:
+    """Phrasing vs seed spread of the SATE in sd units, the range of the draw means and their signs."""
+    means = result.table("sate").mean(axis=1)
+    sd_p, sd_s = math.sqrt(sate["sigma2_phrasing"]), math.sqrt(sate["sigma2_seed"])
+    pos, neg = int((means > 0).sum()), int((means < 0).sum())
+    signs = (
+        f"the sign of the effect depends on the wording ({pos} draws positive, {neg} negative)"
+        if pos and neg
+        else "every draw has the same sign"
+    )
+    return (
+        f"- In sd units: the SATE's phrasing component sd {_fmt(sd_p, 3)} is {_fmt(_ratio(sd_p, sd_s), 3)}x "
+        f"its seed component sd {_fmt(sd_s, 3)} at N = {result.request.n_units} units (the seed component "
+        f"shrinks like 1/sqrt(N); the phrasing component does not). Draw means range from "
+        f"{means.min():+.4g} to {means.max():+.4g}: {signs}."
+    )
+
+
 def plot(result: SensitivityResult, path: Path) -> Path:
     """SATE and sd(ITE) per phrasing draw (one point per seed, lines join a seed across draws) and
     the pooled ITE distribution of each draw."""
@@ -552,8 +573,8 @@ def plot(result: SensitivityResult, path: Path) -> Path:
     seeds = result.request.noise_seeds()
     p = len(result.draws)
     xs = np.arange(p)
-    labels = [f"{d.index}\n{d.label(result.varied)}" for d in result.draws]
-    fig = Figure(figsize=(max(10.0, 1.1 * p * 2 + 4), 4.8))
+    labels = [str(d.index) for d in result.draws]  # the draws' phrasings: the report's table
+    fig = Figure(figsize=(min(16.0, max(10.0, 4.0 + 1.5 * p)), 5.2))
     axes = fig.subplots(1, 3)
     for ax, key, title in ((axes[0], "sate", "SATE"), (axes[1], "sd_ite", "sd(ITE)")):
         table = result.table(key)
@@ -564,15 +585,15 @@ def plot(result: SensitivityResult, path: Path) -> Path:
         ax.set_title(
             f"{title}: between/within var = {_fmt(d['ratio'], 3)}\nANOVA {_peq(d['anova_p'])}", fontsize=9
         )
-        ax.set_xticks(xs, labels, fontsize=6)
-        ax.set_xlabel("phrasing draw", fontsize=8)
+        ax.set_xticks(xs, labels, fontsize=8)
+        ax.set_xlabel("phrasing draw (its phrasings: see the table)", fontsize=8)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     pooled = [np.concatenate([result.ites[(d.index, s)] for s in seeds]) for d in result.draws]
     axes[2].boxplot(pooled, positions=xs, widths=0.6, showfliers=False, whis=(5, 95))
-    axes[2].set_xticks(xs, labels, fontsize=6)
+    axes[2].set_xticks(xs, labels, fontsize=8)
     axes[2].set_title("ITE per phrasing draw\n(seeds pooled; box 25-75%, whiskers 5-95%)", fontsize=9)
-    axes[2].set_xlabel("phrasing draw", fontsize=8)
+    axes[2].set_xlabel("phrasing draw (its phrasings: see the table)", fontsize=8)
     axes[2].axhline(0, color="0.5", lw=0.6)
     axes[2].grid(alpha=0.3)
     fig.suptitle(

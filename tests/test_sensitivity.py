@@ -257,6 +257,7 @@ def test_cli_writes_the_three_files_and_reuses_the_cache(
     text = md.read_text()
     assert "## Variance decomposition" in text and f"]({png.name})" in text
     assert "sdscm-bench sensitivity" in text and "--phrasings 3" in text
+    assert "- In sd units: the SATE's phrasing component sd" in text
     for d in doc["draws"]:
         assert f"`{d['label']}`" in text and f"`{d['label']}`" in printed
     for r in doc["datasets"]:
