@@ -200,7 +200,10 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     publisher = git_state()  # a page rendered from uncommitted code says so (read before the PNGs change)
     # --no-plots keeps (and links) the PNGs already there instead of redrawing them.
-    plots = box_plots(doc["records"], out.parent) if not args.no_plots else sorted(out.parent.glob("*.png"))
+    from sdscm_bench.leaderboard import BOX_METRICS
+
+    existing = sorted(p for m in BOX_METRICS for p in out.parent.glob(f"*_{m}.png"))
+    plots = box_plots(doc["records"], out.parent) if not args.no_plots else existing
     out.write_text(
         render_front_page(doc, intro.read_text(encoding="utf-8"), plots, publisher), encoding="utf-8"
     )
