@@ -18,8 +18,18 @@ from sdscm_bench.spec import Family
 
 
 class NaiveReference:
-    def __init__(self, family: Family, lm: LanguageModel, seed: int, n_units: int, mode: str = "sum") -> None:
+    def __init__(
+        self,
+        family: Family,
+        lm: LanguageModel,
+        seed: int,
+        n_units: int,
+        mode: str = "sum",
+        temperature: float = 1.0,
+    ) -> None:
         self.family, self.lm, self.mode = family, lm, mode
+        # Each variable's own temperature (spec ``temperature:``), else the global one.
+        self.temperature = {v: family.temperature_of(v, temperature) for v in family.order()}
         self.order = family.order()
         self.vars = family.by_name
         rank = {v: i for i, v in enumerate(self.order)}
@@ -52,7 +62,7 @@ class NaiveReference:
             sc = np.array([self.score(context, c) for c in self.vars[var].candidates])
             scores[var] = sc
             if var not in fixed:
-                values[var] = int(np.argmax(sc + self.noise[var][u]))
+                values[var] = int(np.argmax(sc / self.temperature[var] + self.noise[var][u]))
         return values, scores
 
     def unit(self, u: int) -> dict[str, object]:

@@ -167,7 +167,7 @@ def test_engine_matches_naive_reference(
 
 def assert_matches_naive(ds: SDSCMDataset, lm: LanguageModel) -> None:
     family, seed, mode, n_units = ds.family, ds.meta["seed"], ds.meta["scoring"], len(ds)
-    naive = NaiveReference(family, lm, seed, n_units, mode=mode)
+    naive = NaiveReference(family, lm, seed, n_units, mode=mode, temperature=ds.meta["temperature"])
     treat, outc = family.treatment.variable, family.outcome.variable
     descendants = family.descendants(treat)
     tab = ds.table
