@@ -106,8 +106,9 @@ def test_key_depends_on_every_input(
         settings2 = GenerationSettings(6, seed=2)
     elif change == "n_units":
         settings2 = GenerationSettings(7, seed=1)
-    elif change == "scoring":
-        settings2 = GenerationSettings(6, seed=1, scoring="mean")
+    elif change == "scoring":  # an explicit scoring other than the spec's default
+        other = "sum" if family.effective_scoring() == "mean" else "mean"
+        settings2 = GenerationSettings(6, seed=1, scoring=other)
     elif change == "temperature":
         settings2 = GenerationSettings(6, seed=1, temperature=0.5)
     elif change == "dtype":
@@ -118,8 +119,9 @@ def test_key_depends_on_every_input(
         ident2["weights_fingerprint"] = "0" * 16
     elif change == "phrasing":
         fam2 = rephrased(family)
-    elif change == "spec scoring":  # the spec's default scoring is the effective one: mean instead of sum
-        fam2 = edited(lambda d: d.update(scoring="mean"))
+    elif change == "spec scoring":  # the spec's default scoring is the effective one: flip it
+        other = "sum" if family.effective_scoring() == "mean" else "mean"
+        fam2 = edited(lambda d: d.update(scoring=other))
     elif change == "variable temperature":
         fam2 = edited(lambda d: d["variables"][2].update(temperature=0.5))
     elif change == "variant":  # a variant that changes only a quality threshold still has its own entries

@@ -105,6 +105,7 @@ def test_propensity_is_the_true_assignment_probability(lm):
         assert do.meta["propensity_definition"] == "do(T=...) indicator"
     # Observational: the softmax of the treatment's scores, unchanged.
     scores = base.table[[f"logp:{treat.variable}={k}" for k in range(2)]].to_numpy()
+    scores = scores / toy.temperature_of(treat.variable)  # the treatment's own temperature (spec)
     z = np.exp(scores - scores.max(axis=1, keepdims=True))
     treated = toy.index_of(treat.variable, treat.treated)
     np.testing.assert_allclose(base.table["propensity"], z[:, treated] / z.sum(axis=1), rtol=0, atol=1e-12)
@@ -120,6 +121,7 @@ def test_propensity_under_an_intervention_on_a_parent_is_observational_in_that_w
     assert ds.meta["propensity_definition"] == "observational softmax P(T=treated | parents)"
     n = len(family.by_name[treat].candidates)
     scores = ds.table[[f"logp:{treat}={k}" for k in range(n)]].to_numpy()
+    scores = scores / family.temperature_of(treat)  # the treatment's own temperature (spec)
     z = np.exp(scores - scores.max(axis=1, keepdims=True))
     treated = family.index_of(treat, family.treatment.treated)
     np.testing.assert_allclose(ds.table["propensity"], z[:, treated] / z.sum(axis=1), rtol=0, atol=1e-12)
