@@ -7,10 +7,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from sdscm_bench.errors import SdscmError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a count that must be at least 1 (0 datasets would exit 0 having done nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a temperature must be finite and > 0 (0 gives NaN propensities, < 0 inverts sampling)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -300,14 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--lm", default="smollm2", help="smollm2 (embedded), tiny-random, an HF id or a local path"
     )
-    gen.add_argument("--datasets", type=int, default=1, help="K datasets, seeds seed..seed+K-1")
-    gen.add_argument("--units", type=int, default=100, help="N units per dataset")
+    gen.add_argument("--datasets", type=positive_int, default=1, help="K datasets, seeds seed..seed+K-1")
+    gen.add_argument("--units", type=positive_int, default=100, help="N units per dataset")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     gen.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     gen.add_argument("--scoring", default=None, choices=["sum", "mean"],
                      help="candidate score: sum or mean log-prob (default: the spec's 'scoring:', else sum)")  # fmt: skip
-    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--temperature", type=positive_float, default=1.0)
     gen.add_argument("--cache-dir", default=None, help="default: $SDSCM_BENCH_CACHE or the user cache dir")
     gen.add_argument("--do", action="append", default=[], metavar="VAR=VALUE",
                      help="intervene on a non-exogenous variable for every unit (repeatable)")  # fmt: skip
@@ -332,9 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="smollm2, tiny-random, an HF id or path, or paper-gpt2 / paper-llama-3-8b",
     )
     diag.add_argument(
-        "--datasets", type=int, default=1, help="K datasets (seeds seed..seed+K-1, or the first K released)"
+        "--datasets",
+        type=positive_int,
+        default=1,
+        help="K datasets (seeds seed..seed+K-1, or the first K released)",
     )
-    diag.add_argument("--units", type=int, default=100, help="N units per generated dataset")
+    diag.add_argument("--units", type=positive_int, default=100, help="N units per generated dataset")
     diag.add_argument(
         "--variant", default=None, help="a named variant of the spec (default: the base family)"
     )
@@ -361,14 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     sens = sub.add_parser("sensitivity", help="true SATE/ITE spread across phrasing draws vs across seeds")
     sens.add_argument("spec", help="spec file, or the name of a spec in datasets/ (e.g. oncology)")
     sens.add_argument("--lm", default="smollm2", help="smollm2 (embedded), tiny-random, an HF id or path")
-    sens.add_argument("--phrasings", type=int, default=6, help="P distinct phrasing draws")
-    sens.add_argument("--seeds", type=int, default=3, help="S noise seeds per draw (seed..seed+S-1, shared)")
-    sens.add_argument("--units", type=int, default=300, help="N units per dataset")
+    sens.add_argument("--phrasings", type=positive_int, default=6, help="P distinct phrasing draws")
+    sens.add_argument(
+        "--seeds", type=positive_int, default=3, help="S noise seeds per draw (seed..seed+S-1, shared)"
+    )
+    sens.add_argument("--units", type=positive_int, default=300, help="N units per dataset")
     sens.add_argument("--seed", type=int, default=0, help="first noise seed and first phrasing source seed")
     sens.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     sens.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     sens.add_argument("--scoring", default=None, choices=["sum", "mean"], help="default: spec's, else sum")
-    sens.add_argument("--temperature", type=float, default=1.0)
+    sens.add_argument("--temperature", type=positive_float, default=1.0)
     sens.add_argument("--variable", action="append", default=[], metavar="NAME",
                       help="vary only this variable's phrasing (repeatable; others keep their first)")  # fmt: skip
     sens.add_argument("--out", default="leaderboard/phrasing_sensitivity", help="writes OUT.md, .png, .json")

@@ -8,6 +8,7 @@ that cannot affect the outcome) are reported as ``SpecWarning`` (see :func:`spec
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -245,10 +246,21 @@ def _parse_variable(path: str, i: int, raw: Any) -> Variable:
         raise SpecError(path, f"variables[{i}]", "needs a non-empty 'name'")
     name = raw["name"]
     where = f"variable '{name}'"
+    if name in RESERVED_NAMES or name.startswith("logp:") or "|do(" in name:
+        raise SpecError(
+            path, where, f"is a reserved column name of the dataset table ({sorted(RESERVED_NAMES)}, 'logp:...', "
+            "'...|do(...)'); rename the variable"
+        )  # fmt: skip
     unknown = set(raw) - {"name", "candidates", "phrasings", "parents", "exogenous", "temperature"}
     if unknown:
         raise SpecError(path, where, f"unknown keys {sorted(unknown)}")
+    if "exogenous" in raw and not isinstance(raw["exogenous"], bool):
+        raise SpecError(path, where, f"'exogenous: {raw['exogenous']!r}' must be true or false (unquoted)")
     cands = raw.get("candidates")
+    if isinstance(cands, str):
+        raise SpecError(
+            path, where, f'\'candidates: {cands!r}\' is one string; give a list, e.g. ["low", "high"]'
+        )
     if not isinstance(cands, list) or not cands:
         raise SpecError(path, where, "has an empty candidate set; list at least two 'candidates'")
     if any(isinstance(c, bool) or not isinstance(c, str | int | float) for c in cands):
@@ -394,8 +406,35 @@ def _require(path: str, data: dict, key: str, what: str) -> Any:
     return data[key]
 
 
+#: The keys a spec file may have at its top level (a misspelt one is an error, never silently ignored).
+TOP_LEVEL_KEYS: tuple[str, ...] = (
+    "name", "description", "separator", "variables", "treatment", "outcome", "settings", "scoring",
+    "quality", "variants",
+)  # fmt: skip
+#: Columns of the dataset table that a variable of the same name would overwrite.
+RESERVED_NAMES: frozenset[str] = frozenset({"t", "y", "y0", "y1", "ite", "propensity"})
+
+
+def _check_top_level(path: str, data: dict[str, Any]) -> None:
+    unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"the keys are {list(TOP_LEVEL_KEYS)}"
+        raise SpecError(path, f"key '{key}'", f"is not a spec key; {hint}")
+    name = data.get("name")
+    if name is not None:
+        text = str(name)
+        if not isinstance(name, str) or not text.strip():
+            raise SpecError(path, "name", f"{name!r} must be non-empty text")
+        if any(sep in text for sep in ("/", "\\")) or text.startswith(".") or Path(text).is_absolute():
+            raise SpecError(
+                path, "name", f"{text!r} looks like a path (it names the cache folder); use a plain name"
+            )
+
+
 def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
     """Build and validate a Family from an already-parsed mapping."""
+    _check_top_level(path, data)
     raw_vars = _require(path, data, "variables", "list the variables of the DAG")
     if not isinstance(raw_vars, list) or not raw_vars:
         raise SpecError(path, "variables", "must be a non-empty list of variables")
