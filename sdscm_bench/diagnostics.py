@@ -123,7 +123,12 @@ def thresholds_for(family: Any) -> dict[str, float | None]:
 
 def quality_problems(diag: Mapping[str, Any], thresholds: Mapping[str, float | None]) -> list[str]:
     """One sentence per violated threshold, each with the number and the threshold (empty: fit to rank)."""
-    problems: list[str] = []
+    return [message for _, message in violations(diag, thresholds)]
+
+
+def violations(diag: Mapping[str, Any], thresholds: Mapping[str, float | None]) -> list[tuple[str, str]]:
+    """(threshold key, sentence) per violated threshold, for callers that count them by key."""
+    problems: list[tuple[str, str]] = []
 
     def check(value: float | None, key: str, what: str, why: str) -> None:
         limit = thresholds.get(key)
@@ -132,7 +137,7 @@ def quality_problems(diag: Mapping[str, Any], thresholds: Mapping[str, float | N
         bad = value < limit if key.startswith("min_") else value > limit
         if bad:
             side = "below" if key.startswith("min_") else "above"
-            problems.append(f"{what} {value:.3g} {side} {key} {limit:g} ({why})")
+            problems.append((key, f"{what} {value:.3g} {side} {key} {limit:g} ({why})"))
 
     share = diag.get("treated_share")
     check(share, "min_treated_share", "treated share", "few treated units: no overlap")

@@ -206,7 +206,7 @@ def render_data_diagnostics(records: Iterable[Mapping[str, Any]]) -> list[str]:
     From the ``data_*`` fields of the records (one per dataset fingerprint), judged against the default
     thresholds of :mod:`sdscm_bench.diagnostics`; datasets whose records predate the fields are counted.
     """
-    from sdscm_bench.diagnostics import DEFAULT_THRESHOLDS, RECORD_FIELDS, quality_problems
+    from sdscm_bench.diagnostics import DEFAULT_THRESHOLDS, RECORD_FIELDS, violations
 
     rows = []
     for (family, variant, lm), recs in group_records(records, "family", "variant", "lm").items():
@@ -222,14 +222,17 @@ def render_data_diagnostics(records: Iterable[Mapping[str, Any]]) -> list[str]:
         def col(key: str, recs: list[Mapping[str, Any]] = with_diag) -> list[float]:
             return [float(r[f"data_{key}"]) for r in recs if r.get(f"data_{key}") is not None]
 
-        violations: dict[str, int] = {}
+        counts: dict[str, int] = {}
         n_bad = 0
         for r in with_diag:
-            problems = quality_problems({k: r.get(f"data_{k}") for k in RECORD_FIELDS}, DEFAULT_THRESHOLDS)
-            n_bad += bool(problems)
-            for key in {m.group(0) for p in problems if (m := re.search(r"(min|max)_[a-z_]+", p))}:
-                violations[key] = violations.get(key, 0) + 1
-        detail = ", ".join(f"{k} {n}" for k, n in sorted(violations.items()))
+            keys = {
+                key
+                for key, _ in violations({k: r.get(f"data_{k}") for k in RECORD_FIELDS}, DEFAULT_THRESHOLDS)
+            }
+            n_bad += bool(keys)
+            for key in keys:
+                counts[key] = counts.get(key, 0) + 1
+        detail = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
         rows.append(
             [
                 name, f"{len(with_diag)} of {len(by_dataset)}", _median_range(col("treated_share")),

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from sdscm_bench.metrics import r2_score
+
 NOMINAL_COVERAGE = 0.95
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
@@ -250,7 +252,6 @@ def _rank_one(
     rows: dict[str, RankedRow] = {}
     for i, e in enumerate(ranked):
         sate, ate = _values(recs[e], "sate"), _values(recs[e], "ate")
-        ss_tot = float(np.sum((sate - sate.mean()) ** 2))
         r2s = [float(r["cate_r2"]) for r in recs[e] if r.get("cate_r2") is not None]
         fits = [float(r["fit_seconds"]) for r in recs[e] if r.get("fit_seconds") is not None]
         libs = sorted({f"{r.get('library')}@{r.get('library_version')}" for r in recs[e]})
@@ -264,7 +265,7 @@ def _rank_one(
             rank_ci=rank_ci[i],
             p_best=float(p_best[i]),
             diff_vs_leader_ci=diff_ci[i],
-            ate_r2=1.0 - float(np.sum((sate - ate) ** 2)) / ss_tot if len(sate) >= 2 and ss_tot > 0 else None,
+            ate_r2=r2_score(sate, ate) if len(sate) >= 2 else None,  # the SATE is y_true
             median_fit_seconds=float(np.median(fits)) if fits else None,
             failures=failures[e],
             cate_r2_mean=float(np.mean(r2s)) if r2s else None,
