@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tabulate import tabulate  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from estimators._common import HGB_PARAMS  # noqa: E402
-from estimators.base import EstimatorAdapter  # noqa: E402
-from estimators.registry import get_adapter  # noqa: E402
+from sdscm_bench.estimators._common import HGB_PARAMS  # noqa: E402
+from sdscm_bench.estimators.base import EstimatorAdapter  # noqa: E402
+from sdscm_bench.estimators.registry import get_adapter  # noqa: E402
 from sdscm_bench.gate import compare, regressions  # noqa: E402
 from sdscm_bench.paper_data import default_paper_data_dir, load_paper_dataset, oncology_family  # noqa: E402
 from sdscm_bench.ranking import ranking_tables  # noqa: E402

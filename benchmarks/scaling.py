@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 def fits(sizes: list[int], n_datasets: int, estimators: list[str] | None) -> list[list[object]]:
     from threadpoolctl import threadpool_limits
 
-    from estimators.registry import available, get_adapter
+    from sdscm_bench.estimators.registry import available, get_adapter
     from sdscm_bench.paper_data import default_paper_data_dir, load_paper_dataset
 
     root = default_paper_data_dir()

@@ -1,14 +1,14 @@
 """Estimator adapters: one small module per causal effect estimator.
 
->>> from estimators import get_adapter
+>>> from sdscm_bench.estimators import get_adapter
 >>> est = get_adapter("xlearner").run(X, t, y, seed=0)   # doctest: +SKIP
 
-See ``estimators.base`` for the interface and ``estimators.registry`` for discovery (built-in
+See ``sdscm_bench.estimators.base`` for the interface and ``sdscm_bench.estimators.registry`` for discovery (built-in
 modules of this package plus the ``sdscm_bench.estimators`` entry-point group).
 """
 
-from estimators.base import CAPABILITIES, EffectEstimate, EstimatorAdapter
-from estimators.registry import (
+from sdscm_bench.estimators.base import CAPABILITIES, EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import (
     EstimatorUnavailableError,
     UnknownEstimatorError,
     available,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from estimators.base import EffectEstimate
+from sdscm_bench.estimators.base import EffectEstimate
 
 
 def posterior_estimate(tau_draws: np.ndarray, level: float = 0.95) -> EffectEstimate:

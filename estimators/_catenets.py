@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from estimators._common import fit_context
-from estimators.base import EffectEstimate
+from sdscm_bench.estimators._common import fit_context
+from sdscm_bench.estimators.base import EffectEstimate
 
 
 def fit_catenet(

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from estimators._common import fit_context, propensity_scores
-from estimators.base import EffectEstimate
+from sdscm_bench.estimators._common import fit_context, propensity_scores
+from sdscm_bench.estimators.base import EffectEstimate
 
 
 def run_meta_learner(
@@ -20,7 +20,7 @@ def run_meta_learner(
 ) -> EffectEstimate:
     """Fit a causalml ``Base*Regressor`` and return its CATEs and its own ATE interval.
 
-    ``propensity`` is the spec of the propensity model (see ``estimators._common``) for the
+    ``propensity`` is the spec of the propensity model (see ``sdscm_bench.estimators._common``) for the
     learners that use one; it is passed explicitly as ``p=`` because causalml's default
     propensity model clips to [0.001, 0.999] and makes DR/X/R estimates erratic.
     """

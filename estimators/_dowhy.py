@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from estimators._common import drop_collinear
-from estimators.base import EffectEstimate
+from sdscm_bench.estimators._common import drop_collinear
+from sdscm_bench.estimators.base import EffectEstimate
 
 
 def dowhy_ate(

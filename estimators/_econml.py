@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from estimators.base import EffectEstimate
+from sdscm_bench.estimators.base import EffectEstimate
 
 
 def interval_columns(lb: Any, ub: Any) -> np.ndarray:

@@ -7,9 +7,9 @@ An adapter wraps one causal effect estimator from some library behind a single n
 
 Adding an estimator means writing one short module in this package (or in a third-party
 package exposed through the ``sdscm_bench.estimators`` entry-point group) with a subclass of
-:class:`EstimatorAdapter` decorated with :func:`estimators.registry.register`.
+:class:`EstimatorAdapter` decorated with :func:`sdscm_bench.estimators.registry.register`.
 
-This module must stay import-light: it is imported by ``estimators.registry`` on every start.
+This module must stay import-light: it is imported by ``sdscm_bench.estimators.registry`` on every start.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ class EstimatorAdapter(abc.ABC):
 
     def fingerprint(self) -> str:
         """sha256 over the source of the adapter's module and of the private helper modules
-        (``estimators._*``) it imports, directly or not, the hyperparameters and the versions of
+        (``sdscm_bench.estimators._*``) it imports, directly or not, the hyperparameters and the versions of
         the libraries used (like asv's benchmark versions): equal fingerprints, comparable
         results."""
         h = hashlib.sha256()
@@ -259,11 +259,11 @@ def distribution_version(dist: str) -> str:
 
 
 _SOURCE_CACHE: dict[str, str] = {}
-_HELPER_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+(estimators\._\w+)", re.MULTILINE)
+_HELPER_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+(sdscm_bench\.estimators\._\w+)", re.MULTILINE)
 
 
 def _source_closure(module_name: str) -> list[str]:
-    """``module_name`` and the ``estimators._*`` helper modules it imports, transitively."""
+    """``module_name`` and the ``sdscm_bench.estimators._*`` helper modules it imports, transitively."""
     seen: list[str] = []
     todo = [module_name]
     while todo:

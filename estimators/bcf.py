@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from estimators._bayes import posterior_estimate
-from estimators._common import PROPENSITY_PARAMS, fit_context, propensity_scores
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators._bayes import posterior_estimate
+from sdscm_bench.estimators._common import PROPENSITY_PARAMS, fit_context, propensity_scores
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register

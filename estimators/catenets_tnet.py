@@ -6,9 +6,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from estimators._catenets import fit_catenet
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators._catenets import fit_catenet
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from estimators._common import (
+from sdscm_bench.estimators._common import (
     HGB_PARAMS,
     PROPENSITY_PARAMS,
     fit_context,
@@ -26,8 +26,8 @@ from estimators._common import (
     make_regressor,
     normal_interval,
 )
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register

@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from estimators._common import fit_context
-from estimators._dowhy import dowhy_ate
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators._common import fit_context
+from sdscm_bench.estimators._dowhy import dowhy_ate
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register

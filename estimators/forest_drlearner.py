@@ -6,10 +6,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from estimators._common import HGB_PARAMS, PROPENSITY_PARAMS, fit_context, make_classifier, make_regressor
-from estimators._econml import cate_estimate
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators._common import (
+    HGB_PARAMS,
+    PROPENSITY_PARAMS,
+    fit_context,
+    make_classifier,
+    make_regressor,
+)
+from sdscm_bench.estimators._econml import cate_estimate
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register

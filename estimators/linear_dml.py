@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from estimators._common import (
+from sdscm_bench.estimators._common import (
     HGB_PARAMS,
     PROPENSITY_PARAMS,
     drop_collinear,
@@ -14,9 +14,9 @@ from estimators._common import (
     make_classifier,
     make_regressor,
 )
-from estimators._econml import cate_estimate
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators._econml import cate_estimate
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register

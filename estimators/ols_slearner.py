@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from estimators._common import drop_collinear, normal_interval, ols_robust
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators._common import drop_collinear, normal_interval, ols_robust
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register

@@ -6,7 +6,7 @@ Adapters come from two places:
   ``_private`` ones) is imported and the adapter classes it decorates with :func:`register` are
   recorded. Adapter modules import their heavy libraries inside ``estimate``, so this is fast;
 * **third-party**: distributions declare entry points in the group ``sdscm_bench.estimators``,
-  each loading an :class:`~estimators.base.EstimatorAdapter` subclass::
+  each loading an :class:`~sdscm_bench.estimators.base.EstimatorAdapter` subclass::
 
       [project.entry-points."sdscm_bench.estimators"]
       my_method = "my_package.my_module:MyAdapter"
@@ -24,16 +24,16 @@ import pkgutil
 import threading
 from typing import Any, TypeVar
 
-from estimators.base import EstimatorAdapter
+from sdscm_bench.estimators.base import EstimatorAdapter
 
 ENTRY_POINT_GROUP = "sdscm_bench.estimators"
 
-_PACKAGE = "estimators"
+_PACKAGE = "sdscm_bench.estimators"
 _SKIP_MODULES = frozenset({"base", "registry"})
 
 HOW_TO_ADD = (
     "To add one, write a module in the estimators/ package with an EstimatorAdapter subclass "
-    "decorated with @estimators.registry.register (see estimators/diff_in_means.py), or expose "
+    "decorated with @sdscm_bench.estimators.registry.register (see estimators/diff_in_means.py), or expose "
     f"the class from another distribution through the entry-point group {ENTRY_POINT_GROUP!r}."
 )
 
@@ -169,7 +169,7 @@ def _discover() -> None:
             try:
                 importlib.import_module(f"{_PACKAGE}.{info.name}")
             except Exception as exc:  # a broken module must not break discovery
-                _unavailable[info.name] = f"module estimators.{info.name} failed to import: {exc!r}"
+                _unavailable[info.name] = f"module {_PACKAGE}.{info.name} failed to import: {exc!r}"
         for name, cls in _decorated.items():
             _add(name, cls)
         _discover_entry_points()

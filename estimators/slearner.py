@@ -6,10 +6,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from estimators._causalml import quiet_import_meta, run_meta_learner
-from estimators._common import HGB_PARAMS, fit_context, make_regressor
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators._causalml import quiet_import_meta, run_meta_learner
+from sdscm_bench.estimators._common import HGB_PARAMS, fit_context, make_regressor
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register

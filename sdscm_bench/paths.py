@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 
@@ -23,4 +24,6 @@ def repo_root() -> Path:
 
 
 def spec_dir() -> Path:
-    return repo_root() / "datasets"
+    """The shipped spec files: package data (``sdscm_bench/specs``, a link to the repository's
+    ``datasets/`` folder in a checkout), so installed wheels find them too."""
+    return Path(str(importlib.resources.files("sdscm_bench") / "specs"))

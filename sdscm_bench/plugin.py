@@ -293,7 +293,7 @@ def _positive_int(config: pytest.Config, ini: str, flag: str, default: int) -> i
 
 
 def _resolve_estimators(config: pytest.Config) -> list[str]:
-    from estimators.registry import available, unavailable
+    from sdscm_bench.estimators.registry import available, unavailable
 
     value, _ = _raw(config, "sdscm_estimator")
     names = _split(value)
@@ -583,7 +583,7 @@ class BenchSession:
 
     def evaluate(self, case: Case, datasets: Sequence[SDSCMDataset]) -> list[dict[str, Any]]:
         """Fit and score ``case.estimator`` on every dataset; one record each, failures included."""
-        from estimators.registry import available, get_adapter
+        from sdscm_bench.estimators.registry import available, get_adapter
 
         adapter = None
         try:

@@ -364,6 +364,7 @@ def test_outcome_definitions(
         if definition == "category":
             assert set(np.unique(tab[["y", "y0", "y1"]].to_numpy())) <= {0.0, 1.0}
         t_logp = tab[[logp_column(treat, j) for j in range(len(base.by_name[treat].candidates))]].to_numpy()
+        t_logp = t_logp / base.temperature_of(treat)  # the treatment's own temperature (spec)
         treated = base.index_of(treat, base.treatment.treated)
         np.testing.assert_allclose(tab["propensity"], softmax(t_logp)[:, treated], rtol=0, atol=1e-9)
     # The definition changes only how y is read off, never what is sampled.

@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from estimators import registry
-from estimators.base import CAPABILITIES, EffectEstimate, EstimatorAdapter, check_inputs
-from estimators.conformal_ite import weighted_conformal_quantile
+from sdscm_bench.estimators import registry
+from sdscm_bench.estimators.base import CAPABILITIES, EffectEstimate, EstimatorAdapter, check_inputs
+from sdscm_bench.estimators.conformal_ite import weighted_conformal_quantile
 
 N, P = 600, 8
 ADAPTERS = sorted(registry.available())
@@ -309,7 +309,7 @@ def test_register_rejects_malformed_adapters() -> None:
 
 def test_discovery_is_fast_and_imports_no_heavy_library() -> None:
     code = (
-        "import json, sys, time; t0 = time.perf_counter(); import estimators.registry as r; "
+        "import json, sys, time; t0 = time.perf_counter(); import sdscm_bench.estimators.registry as r; "
         "names = r.available(); dt = time.perf_counter() - t0; "
         "heavy = [m for m in ('causalml', 'econml', 'dowhy', 'stochtree', 'torch', 'sklearn', "
         "'pandas', 'catenets') if m in sys.modules]; "

@@ -90,7 +90,7 @@ def test_reference_is_sane(reference: tuple[str, pd.DataFrame]) -> None:
 
 @pytest.mark.parametrize("estimator", sorted(PAPER_ESTIMATORS))
 def test_live_pipeline_matches_the_reference(reference: tuple[str, pd.DataFrame], estimator: str) -> None:
-    from estimators.registry import get_adapter
+    from sdscm_bench.estimators.registry import get_adapter
     from sdscm_bench.metrics import aggregate, dataset_metrics
     from sdscm_bench.paper_data import load_paper_dataset
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from estimators import registry
+from sdscm_bench.estimators import registry
 from sdscm_bench.paper_data import default_paper_data_dir
 from sdscm_bench.paths import repo_root
 from sdscm_bench.results_file import merge_results, read_results
@@ -54,8 +54,8 @@ settings:
 
 FAILING_ADAPTERS = """
 import numpy as np
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register
@@ -452,8 +452,8 @@ def test_journaled_results_of_a_killed_run_are_reused(
 
 SLOW_ADAPTER = """
 import time
-from estimators.base import EffectEstimate, EstimatorAdapter
-from estimators.registry import register
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
 
 
 @register

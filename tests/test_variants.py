@@ -152,9 +152,9 @@ def test_fingerprints_of_variants_differ_and_unused_knobs_change_nothing() -> No
 def test_shipped_fingerprints_are_unchanged() -> None:
     """Specs that use none of the new fields keep their fingerprints (and so their cache keys).
 
-    The values are those of the code before per-variable temperatures and variants existed.
+    The values are those of the code before per-variable temperatures and variants existed
+    (agriculture was re-tuned with temperatures since, and its fingerprint changed with it).
     """
-    assert load_family(DATASETS / "agriculture.yaml").fingerprint() == "520f291cfc58df09"
     assert load_family(DATASETS / "oncology.yaml").fingerprint() == "6ddb0bb55627e841"
 
 
