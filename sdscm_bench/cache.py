@@ -4,7 +4,9 @@ Key = sha256 of (format version, spec fingerprint, LM id, weights fingerprint, d
 scoring, temperature, seed, N). The spec fingerprint covers per-variable temperatures and the
 variant's name, so every variant of a family has its own entries. A dataset directory holds ``data.parquet`` (the table only, so equal
 inputs give byte-identical files) and ``manifest.json`` (checksum and metadata). A file whose
-checksum does not match is reported with a warning, removed and regenerated, never used.
+checksum does not match, or whose manifest lacks its checksum or metadata, is reported with a warning,
+removed and regenerated, never used. A cache folder that cannot be written is a ``CacheError`` naming
+the folder and the fix.
 Concurrent requests (pytest-xdist workers) serialise on a file lock: one generates, the others
 wait and then read the finished entry.
 """
@@ -28,12 +30,31 @@ from filelock import FileLock
 from sdscm_bench.dataset import FORMAT_VERSION, SDSCMDataset
 from sdscm_bench.errors import CacheError
 from sdscm_bench.generate import GenerationSettings
-from sdscm_bench.paths import cache_root
+from sdscm_bench.paths import CACHE_ENV, cache_root
 from sdscm_bench.spec import Family
 
 
 class CorruptCacheWarning(UserWarning):
     """A cached file failed its checksum and is being regenerated."""
+
+
+def _manifest_problem(manifest: object) -> str | None:
+    """Why a parsed manifest is unusable (None when it has a checksum and a metadata mapping)."""
+    if not isinstance(manifest, dict):
+        return f"manifest is a JSON {type(manifest).__name__}, not an object"
+    if not isinstance(manifest.get("sha256"), str):
+        return "manifest has no 'sha256' checksum"
+    if not isinstance(manifest.get("meta"), dict):
+        return "manifest has no 'meta' mapping"
+    return None
+
+
+def _unwritable(folder: Path, exc: OSError, what: str) -> CacheError:
+    """The error for a cache folder this process cannot write: the folder, the reason and the fix."""
+    return CacheError(
+        f"cache folder {folder} {what}: {exc.strerror or exc}; make it writable, or point the cache at a "
+        f"writable folder with {CACHE_ENV}=PATH (pytest: --sdscm-cache-dir PATH; sdscm-bench: --cache-dir PATH)"
+    )
 
 
 def dataset_key(family: Family, lm_identity: dict[str, str], settings: GenerationSettings) -> str:
@@ -67,21 +88,29 @@ class DatasetCache:
         manifest_file, data_file = entry / "manifest.json", entry / "data.parquet"
         if not manifest_file.exists():
             return None
+        problem = None
         try:
             manifest = json.loads(manifest_file.read_text())
             blob = data_file.read_bytes()
-            ok = hashlib.sha256(blob).hexdigest() == manifest["sha256"]
-        except (OSError, ValueError, KeyError):
-            ok = False
-        if not ok:
+        except (OSError, ValueError) as exc:
+            problem = f"unreadable ({type(exc).__name__})"
+        else:
+            problem = _manifest_problem(manifest)
+            if problem is None and hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
+                problem = "checksum mismatch"
+        if problem is None:
+            try:
+                table = pq.read_table(io.BytesIO(blob)).to_pandas()
+            except (OSError, pa.ArrowException) as exc:  # a checksum over a bad file (e.g. written by a bug)
+                problem = f"unreadable parquet ({type(exc).__name__})"
+        if problem is not None:
             warnings.warn(
-                f"cached dataset {entry} is truncated or corrupted (checksum mismatch); regenerating it",
+                f"cached dataset {entry} is truncated or corrupted ({problem}); regenerating it",
                 CorruptCacheWarning,
                 stacklevel=3,
             )
             shutil.rmtree(entry, ignore_errors=True)
             return None
-        table = pq.read_table(io.BytesIO(blob)).to_pandas()
         return SDSCMDataset(table=table, family=family, meta=manifest["meta"])
 
     def _write(self, family: Family, key: str, dataset: SDSCMDataset) -> None:
@@ -115,15 +144,28 @@ class DatasetCache:
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CacheError(f"cannot create cache directory {entry.parent}: {exc.strerror}; "
-                             "set --cache-dir or SDSCM_BENCH_CACHE to a writable path") from None  # fmt: skip
-        with FileLock(str(entry) + ".lock"):
+            raise _unwritable(entry.parent, exc, "cannot be created") from None
+        lock = FileLock(str(entry) + ".lock")
+        try:
+            lock.acquire()
+        except OSError as exc:  # e.g. a read-only cache whose family folder already exists
+            raise _unwritable(
+                entry.parent, exc, "is not writable (cannot create a lock file in it)"
+            ) from None
+        try:
             hit = self._read(family, key)  # another process may have finished while we waited
             if hit is not None:
                 return hit, True
             dataset = create()
             dataset.meta["cache_key"] = key
-            self._write(family, key, dataset)
+            try:
+                self._write(family, key, dataset)
+            except OSError as exc:
+                raise _unwritable(
+                    entry.parent, exc, "is not writable (the dataset cannot be stored)"
+                ) from None
+        finally:
+            lock.release()
         reread = self._read(family, key)
         if reread is None:
             raise CacheError(f"dataset {entry} could not be read back after writing")

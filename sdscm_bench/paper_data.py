@@ -12,6 +12,7 @@ Released columns (``X12`` is the treatment, ``X13`` the outcome variable):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sdscm_bench.dataset import FORMAT_VERSION, SDSCMDataset, do_suffix, logp_column
@@ -250,8 +252,22 @@ def convert_paper_table(
     return SDSCMDataset(table=table, family=family, meta=meta)
 
 
+@contextlib.contextmanager
+def _readable_parquet(path: Path) -> Iterator[None]:
+    """Turn pyarrow's errors on a truncated or corrupt file into a PaperDataError naming the file and the fix."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as exc:
+        detail = " ".join(str(exc).split())  # pyarrow's messages may hold newlines and raw bytes
+        raise PaperDataError(
+            f"{path}: cannot be read as parquet ({type(exc).__name__}: {detail}); the file is truncated or "
+            f"corrupt: copy it again from the released data (or from where {ENV_VAR} points)"
+        ) from None
+
+
 def _check_parquet_columns(path: Path) -> None:
-    names = set(pq.read_schema(path).names)
+    with _readable_parquet(path):
+        names = set(pq.read_schema(path).names)
     missing = [c for c in ["dataset_id", "row", *required_columns()] if c not in names]
     if missing:
         raise _missing_columns_error(str(path), missing)
@@ -261,7 +277,8 @@ def paper_dataset_ids(root: Path, lm: str) -> list[int]:
     """The dataset ids present in ``<root>/<lm>.parquet``, sorted."""
     path = paper_parquet_path(root, lm)
     _check_parquet_columns(path)
-    ids = pq.read_table(path, columns=["dataset_id"]).column(0).unique().to_pylist()
+    with _readable_parquet(path):
+        ids = pq.read_table(path, columns=["dataset_id"]).column(0).unique().to_pylist()
     return sorted(int(i) for i in ids)
 
 
@@ -269,7 +286,8 @@ def read_paper_table(root: Path, lm: str, dataset_id: int) -> pd.DataFrame:
     """One dataset's rows in the released layout (ordered by ``row``, without ``dataset_id``/``row``)."""
     path = paper_parquet_path(root, lm)
     _check_parquet_columns(path)
-    table = pq.read_table(path, filters=[("dataset_id", "=", int(dataset_id))])
+    with _readable_parquet(path):
+        table = pq.read_table(path, filters=[("dataset_id", "=", int(dataset_id))])
     if table.num_rows == 0:
         ids = paper_dataset_ids(root, lm)
         span = f"{ids[0]}..{ids[-1]}" if ids else "none"
@@ -302,7 +320,8 @@ def iter_paper_datasets(
             yield load_paper_dataset(root, lm, i, family=family)
         return
     _check_parquet_columns(path)
-    pf = pq.ParquetFile(path)
+    with _readable_parquet(path):
+        pf = pq.ParquetFile(path)
     col = pf.schema_arrow.get_field_index("dataset_id")
     spans: list[tuple[int, int]] = []
     for g in range(pf.num_row_groups):
@@ -313,7 +332,8 @@ def iter_paper_datasets(
         spans.append((int(stats.min), int(stats.max)))
     pending: dict[int, list[pd.DataFrame]] = {}
     for g in range(pf.num_row_groups):
-        df = pf.read_row_group(g).to_pandas()
+        with _readable_parquet(path):
+            df = pf.read_row_group(g).to_pandas()
         for i, part in df.groupby("dataset_id", sort=False):
             pending.setdefault(int(i), []).append(part)
         later = spans[g + 1 :]

@@ -68,7 +68,7 @@ class Variable:
     candidates: tuple[str, ...]
     phrasings: tuple[Phrasing, ...]
     parents: tuple[str, ...] = ()
-    exogenous: bool = False
+    exogenous: bool = False  # may not be intervened on: an exogenous root, or 'intervenable: false'
     temperature: float | None = None  # None: the global temperature (--temperature, default 1.0)
 
 
@@ -251,7 +251,15 @@ def _parse_variable(path: str, i: int, raw: Any) -> Variable:
             path, where, f"is a reserved column name of the dataset table ({sorted(RESERVED_NAMES)}, 'logp:...', "
             "'...|do(...)'); rename the variable"
         )  # fmt: skip
-    unknown = set(raw) - {"name", "candidates", "phrasings", "parents", "exogenous", "temperature"}
+    unknown = set(raw) - {
+        "name",
+        "candidates",
+        "phrasings",
+        "parents",
+        "exogenous",
+        "intervenable",
+        "temperature",
+    }
     if unknown:
         raise SpecError(path, where, f"unknown keys {sorted(unknown)}")
     if "exogenous" in raw and not isinstance(raw["exogenous"], bool):
@@ -287,12 +295,23 @@ def _parse_variable(path: str, i: int, raw: Any) -> Variable:
         raise SpecError(path, where, "'parents' must be a list of variable names")
     if len(set(parents)) != len(parents):
         raise SpecError(path, where, "lists a parent twice")
+    if "intervenable" in raw and not isinstance(raw["intervenable"], bool):
+        raise SpecError(
+            path, where, f"'intervenable: {raw['intervenable']!r}' must be true or false (unquoted)"
+        )
+    if raw.get("exogenous") is True and raw.get("intervenable") is True:
+        raise SpecError(
+            path, where, "is exogenous and 'intervenable: true'; an exogenous variable may not be intervened "
+            "on: drop one of the two"
+        )  # fmt: skip
     return Variable(
         name=name,
         candidates=tuple(cands),
         phrasings=tuple(_parse_phrasing(path, name, p) for p in phrasings),
         parents=tuple(parents),
-        exogenous=bool(raw.get("exogenous", False)),
+        # ``exogenous`` on the Variable means "may not be intervened on" (the field keeps its name so
+        # fingerprints do not change): an exogenous root, or a caused variable marked intervenable: false.
+        exogenous=raw.get("exogenous", False) or raw.get("intervenable") is False,
         temperature=_parse_temperature(path, where, raw.get("temperature")),
     )
 
@@ -479,6 +498,15 @@ def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
         raise SpecError(
             path, "treatment", f"'{tname}' is exogenous and cannot be intervened on; mark it exogenous: false"
         )
+
+    for raw in raw_vars:  # after the treatment check, whose message fits an exogenous treatment better
+        if raw.get("exogenous") is True and raw.get("parents"):
+            # An exogenous variable is a root of the DAG (its value comes from the noise alone).
+            raise SpecError(
+                path, f"variable '{raw['name']}'", f"is marked exogenous but has parents {raw['parents']}; an "
+                "exogenous variable has no causes in the DAG: drop its 'parents', or replace 'exogenous: true' "
+                "by 'intervenable: false' if you mean a caused variable that may not be intervened on"
+            )  # fmt: skip
 
     out_raw = _require(path, data, "outcome", "give 'variable', 'definition' and 'candidate'")
     if not isinstance(out_raw, dict):
