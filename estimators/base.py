@@ -15,6 +15,7 @@ This module must stay import-light: it is imported by ``sdscm_bench.estimators.r
 from __future__ import annotations
 
 import abc
+import ast
 import copy
 import hashlib
 import importlib.metadata
@@ -33,6 +34,16 @@ import numpy as np
 CAPABILITIES = frozenset({"cate", "ate_interval", "cate_interval"})
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+#: The sdscm-bench extra that installs each adapter library (``pip install 'sdscm-bench[<extra>]'``),
+#: so that an unavailable adapter can say what to install. Libraries of the core install are absent.
+LIBRARY_EXTRAS: dict[str, str] = {
+    "econml": "econml",
+    "causalml": "causalml",
+    "dowhy": "dowhy",
+    "stochtree": "bart",
+    "catenets": "catenets",
+}
 
 
 @dataclass
@@ -130,6 +141,9 @@ class EstimatorAdapter(abc.ABC):
     #: Importable top-level modules that must be present for the adapter to work. Checked with
     #: ``importlib.util.find_spec`` (nothing is imported) by the registry.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: The sdscm-bench extra that installs what ``requires`` names; ``None``: looked up from ``library``
+    #: in :data:`LIBRARY_EXTRAS` (an adapter of the core install, or a third-party one, has none).
+    extra: ClassVar[str | None] = None
     #: Other distributions whose versions change the results (fingerprinted too).
     also_depends_on: ClassVar[tuple[str, ...]] = ("numpy", "scikit-learn")
     #: Tunable hyperparameters (JSON-serialisable); instances may override them.
@@ -162,13 +176,20 @@ class EstimatorAdapter(abc.ABC):
         return distribution_version(self.library)
 
     @classmethod
+    def install_command(cls) -> str:
+        """What to run to make the adapter available: the sdscm-bench extra when there is one, so
+        that the pins the extra carries (dowhy's) come along, else the library itself."""
+        extra = cls.extra or LIBRARY_EXTRAS.get(cls.library)
+        return f"pip install 'sdscm-bench[{extra}]'" if extra else f"pip install {cls.library}"
+
+    @classmethod
     def availability(cls) -> tuple[bool, str]:
         """``(True, "")`` or ``(False, reason)`` without importing anything heavy."""
         missing = [m for m in cls.requires if not _importable(m)]
         if missing:
             return False, (
                 f"needs the Python module(s) {', '.join(missing)} (PyPI distribution "
-                f"{cls.library!r}), which is not installed"
+                f"{cls.library!r}), which is not installed: {cls.install_command()}"
             )
         return True, ""
 
@@ -178,10 +199,11 @@ class EstimatorAdapter(abc.ABC):
         return {dist: distribution_version(dist) for dist in (self.library, *self.also_depends_on)}
 
     def fingerprint(self) -> str:
-        """sha256 over the source of the adapter's module and of the private helper modules
-        (``sdscm_bench.estimators._*``) it imports, directly or not, the hyperparameters and the versions of
-        the libraries used (like asv's benchmark versions): equal fingerprints, comparable
-        results."""
+        """sha256 over the source of the adapter's module and of the modules it imports, directly or
+        not, that can change its results: the private helpers ``sdscm_bench.estimators._*`` and, for
+        an adapter outside sdscm_bench, every module of its own top-level package; plus the
+        hyperparameters and the versions of the libraries used (like asv's benchmark versions):
+        equal fingerprints, comparable results."""
         h = hashlib.sha256()
         for module_name in _source_closure(type(self).__module__):
             h.update(f"{module_name}\0{_module_source(module_name)}\0".encode())
@@ -263,15 +285,80 @@ _HELPER_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+(sdscm_bench\.estimators\
 
 
 def _source_closure(module_name: str) -> list[str]:
-    """``module_name`` and the ``sdscm_bench.estimators._*`` helper modules it imports, transitively."""
+    """``module_name`` and the modules it imports, transitively, whose source is fingerprinted.
+
+    Always the ``sdscm_bench.estimators._*`` helpers. For a module outside ``sdscm_bench`` (a
+    third-party adapter) also every module of its own top-level package that it imports, so that
+    editing the plug-in's helper module changes the fingerprint as editing a built-in helper does.
+    Other libraries are covered by their versions, not their source.
+    """
+    top = module_name.partition(".")[0]
+    own_package = top != "sdscm_bench"
     seen: list[str] = []
     todo = [module_name]
     while todo:
         name = todo.pop()
-        if name not in seen:
-            seen.append(name)
-            todo.extend(_HELPER_IMPORT_RE.findall(_module_source(name)))
+        if name in seen:
+            continue
+        seen.append(name)
+        source = _module_source(name)
+        todo.extend(_HELPER_IMPORT_RE.findall(source))
+        if own_package:
+            todo.extend(_imports_within(name, source, top))
     return sorted(seen)
+
+
+def _imports_within(module_name: str, source: str, top: str) -> list[str]:
+    """Modules of the top-level package ``top`` that ``source`` (module ``module_name``) imports.
+
+    Read from the syntax tree, imports inside functions included (adapters import lazily):
+    ``import top.a``, ``from top.a import b`` and relative forms; ``b`` counts when it is a module.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    package = module_name if _is_package(module_name) else module_name.rpartition(".")[0]
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names if alias.name.partition(".")[0] == top)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                try:
+                    base = importlib.util.resolve_name("." * node.level + base, package)
+                except (ImportError, ValueError):
+                    continue
+            if base.partition(".")[0] != top:
+                continue
+            found.append(base)
+            found.extend(
+                f"{base}.{alias.name}"
+                for alias in node.names
+                if alias.name != "*" and _module_exists(f"{base}.{alias.name}")
+            )
+    return found
+
+
+def _is_package(module_name: str) -> bool:
+    module = sys.modules.get(module_name)
+    if module is not None:
+        return hasattr(module, "__path__")
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError, AttributeError):
+        return False
+    return spec is not None and spec.submodule_search_locations is not None
+
+
+def _module_exists(module_name: str) -> bool:
+    if module_name in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
 
 
 def _module_source(module_name: str) -> str:

@@ -1,0 +1,1 @@
+"""Example sdscm-bench adapter package (see ``adapter.py``; registered in ``pyproject.toml``)."""
