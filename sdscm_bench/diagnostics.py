@@ -105,7 +105,11 @@ def diagnose(ds: SDSCMDataset) -> dict[str, Any]:
             counts = np.bincount(codes.astype(np.int64), minlength=len(var.candidates)) / n
             value_shares[var.name] = {c: float(s) for c, s in zip(var.candidates, counts, strict=False)}
     out["value_shares"] = value_shares
-    out["max_value_share"] = {v: max(s.values()) for v, s in value_shares.items()}
+    # A score or probability outcome is read off the outcome's log-likelihoods, never its sampled
+    # value, so a near-constant sampled outcome does not make y degenerate (max_outcome_share does).
+    outcome = ds.family.outcome
+    unused = {outcome.variable} if outcome.definition != "category" else set()
+    out["max_value_share"] = {v: max(s.values()) for v, s in value_shares.items() if v not in unused}
     if 0 < t.sum() < n:
         dim = float(y[t == 1].mean() - y[t == 0].mean())
         sd_y = float(y.std(ddof=0))

@@ -87,6 +87,24 @@ def test_near_constant_outcome_and_effects_are_flagged():
     assert "variable 'grade': share of its most common value 1 above max_value_share 0.99" in problems
 
 
+def test_sampled_outcome_value_counts_only_when_y_is_that_value():
+    """A score outcome is read off log-likelihoods: its near-constant sampled value is shown, not flagged."""
+    n = 200
+    rng = np.random.default_rng(2)
+    grade, t = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    ds = crafted(t, np.zeros(n, int), np.zeros(n, int), np.full(n, 0.5), grade)  # sampled result: all 0
+    assert "variable 'result'" in " | ".join(quality_problems(diagnose(ds), DEFAULT_THRESHOLDS))
+    score = parse_family(
+        {**SPEC, "outcome": {"variable": "result", "definition": "score", "candidate": "positive"}}
+    )
+    ds.family = score
+    ds.table["y"] = ds.table["y0"] = ds.table["y1"] = rng.normal(size=n)  # a continuous score
+    ds.table["ite"] = 0.0
+    d = diagnose(ds)
+    assert d["value_shares"]["result"]["negative"] == 1.0 and "result" not in d["max_value_share"]
+    assert "variable 'result'" not in " | ".join(quality_problems(d, DEFAULT_THRESHOLDS))
+
+
 def test_confounding_strength_is_the_bias_of_the_difference_in_means():
     # Units with grade 1 are treated and have y = 1 whatever the treatment: DIM = 1, SATE = 0.
     grade = np.array([1] * 50 + [0] * 50)
