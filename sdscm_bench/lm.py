@@ -60,8 +60,33 @@ class LanguageModel:
 
 
 def resolve_device(device: str | None) -> str:
+    """``auto``: CUDA when available, else the CPU; an explicit device is checked to exist here, so a
+    missing GPU is a clear error now rather than torch's AssertionError deep inside model loading."""
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelLoadError(
+            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"a CUDA {torch.version.cuda} build"
+            raise ModelLoadError(
+                f"device {device!r} requested, but CUDA is not available (torch {torch.__version__}, {build}, "
+                f"{torch.cuda.device_count()} GPUs visible); use --device cpu or --device auto, or install a "
+                "CUDA build of torch on a machine with a GPU"
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"device {device!r} requested, but only {torch.cuda.device_count()} CUDA devices are visible "
+                f"(cuda:0..cuda:{torch.cuda.device_count() - 1}); pick one of those, or check CUDA_VISIBLE_DEVICES"
+            )
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(
+            f"device {device!r} requested, but MPS is not available; use --device cpu or auto"
+        )
     return device
 
 

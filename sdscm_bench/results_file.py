@@ -26,10 +26,12 @@ told by the file's content (parquet's ``PAR1`` magic), not its name.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -74,6 +76,18 @@ _INT64 = (-(2**63), 2**63 - 1)
 
 class ResultsFileError(SdscmError):
     """A results file is missing, unreadable or not in the expected layout."""
+
+
+class ResultsNotSavedError(ResultsFileError):
+    """The results could not be written where asked; ``fallback`` is where they are instead (None: nowhere)."""
+
+    def __init__(self, message: str, target: Path, fallback: Path | None) -> None:
+        super().__init__(message)
+        self.target, self.fallback = target, fallback
+
+
+#: The fix named when the results' folder cannot be written (the caller may pass its own option's name).
+WHERE_HINT = "make the folder writable, or write the leaderboard elsewhere (pytest: --leaderboard PATH)"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -357,3 +371,123 @@ def merge_results(
     if header is not None:
         runs.append({**header, "n_records": len({record_key(r) for r in new_records})})
     return write_results(path, {"runs": runs, "records": records})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Never losing a run's results
+
+
+def _probe_folder(folder: Path) -> OSError | None:
+    """Whether a file can be created in ``folder`` or, if it does not exist yet, in its nearest ancestor.
+
+    A real probe file, not ``os.access``: root passes every access check, yet a read-only mount refuses.
+    """
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return NotADirectoryError(errno.ENOTDIR, f"{existing} is a file, not a folder", str(existing))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sdscm-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def check_writable(*paths: str | Path, hint: str = WHERE_HINT) -> None:
+    """Before any fit: every output file's folder (and the results journal's) can be written to.
+
+    Raises :class:`ResultsFileError` naming the folder, the reason and ``hint`` (the fix), so a run with
+    an unwritable leaderboard folder stops before hours of fitting instead of failing after them.
+    """
+    from sdscm_bench.store import journal_dir
+
+    folders: dict[Path, None] = {}
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            raise ResultsFileError(f"{path}: is a folder, but the results file goes there; {hint}")
+        folders[path.parent] = None
+        journal = journal_dir(path)
+        if journal.exists():
+            folders[journal] = None
+    for folder in folders:
+        problem = _probe_folder(folder)
+        if problem is not None:
+            reason = problem.strerror or str(problem)
+            raise ResultsFileError(f"{folder}: cannot write the results there ({reason}); {hint}")
+
+
+def fallback_paths(target: str | Path, fallback_dirs: Iterable[str | Path] = ()) -> list[Path]:
+    """Where :func:`save_results` tries to save records that cannot go to ``target``, in order.
+
+    ``fallback_dirs`` (e.g. the cache folder), then the system temp folder; the name says when and by
+    which process, so fallbacks never overwrite each other.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    name = f"sdscm-results-unsaved-{Path(target).stem}-{stamp}-{os.getpid()}.json"
+    return [Path(d) / name for d in (*fallback_dirs, tempfile.gettempdir())]
+
+
+def save_results(
+    path: str | Path,
+    new_records: Iterable[Mapping[str, Any]],
+    header: Mapping[str, Any] | None = None,
+    *,
+    write: Callable[[Path, list[dict[str, Any]], Mapping[str, Any] | None], dict[str, Any]] | None = None,
+    fallback_dirs: Iterable[str | Path] = (),
+    hint: str = WHERE_HINT,
+) -> dict[str, Any]:
+    """Merge a run's records into ``path`` like :func:`merge_results` (or ``write``), never losing them.
+
+    ``write(path, records, header)`` defaults to :func:`merge_results`; pass e.g. a wrapper of
+    ``leaderboard.write_leaderboard`` to render the markdown too. If it fails for any reason (a read-only
+    folder, a full disk, a corrupt existing file), the records and header are saved as a format-1 JSON
+    results file (readable by :func:`read_results`) in the first writable place of :func:`fallback_paths`,
+    and :class:`ResultsNotSavedError` names it and how to merge it later (:func:`merge_saved`). The file
+    at ``path`` is left as it was (writes are atomic).
+    """
+    path = Path(path)
+    records = [dict(r) for r in new_records]
+    try:
+        return (write or merge_results)(path, records, header)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        doc = {"format_version": 1, "runs": [] if header is None else [dict(header)], "records": records}
+        text = json.dumps(_jsonable(doc), default=str, allow_nan=False, indent=1)
+        tried = []
+        for candidate in fallback_paths(path, fallback_dirs):
+            try:
+                _atomic_write_text(candidate, text)
+            except OSError as write_exc:
+                tried.append(f"{candidate.parent} ({write_exc.strerror or write_exc})")
+                continue
+            raise ResultsNotSavedError(
+                f"{path}: could not write the results there ({reason}); this run's {len(records)} records are "
+                f"saved in {candidate}; {hint}, then merge them with "
+                f"`python -c \"from sdscm_bench.results_file import merge_saved; merge_saved('{candidate}', "
+                f"'{path}')\"`",
+                path,
+                candidate,
+            ) from exc
+        raise ResultsNotSavedError(
+            f"{path}: could not write the results there ({reason}), nor save them anywhere else (tried "
+            f"{'; '.join(tried)}); {hint}",
+            path,
+            None,
+        ) from exc
+
+
+def merge_saved(saved: str | Path, path: str | Path) -> dict[str, Any]:
+    """Merge a fallback file written by :func:`save_results` into the results file ``path``.
+
+    The saved file's run header(s) are appended as they were; the saved file is then deleted.
+    """
+    saved = Path(saved)
+    doc = read_results(saved)
+    runs = doc["runs"]
+    merged = merge_results(path, doc["records"], runs[0] if len(runs) == 1 else None)
+    saved.unlink()
+    return merged

@@ -11,6 +11,7 @@ import copy
 import errno
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from sdscm_bench.cache import CorruptCacheWarning, DatasetCache
 from sdscm_bench.errors import CacheError, SpecError
 from sdscm_bench.generate import GenerationSettings, generate_dataset
 from sdscm_bench.lm import LanguageModel, lm_identity
-from sdscm_bench.spec import Family, load_family, parse_family
+from sdscm_bench.spec import load_family, parse_family
 
 REPO = Path(__file__).resolve().parents[1]
 CONFOUNDER = REPO / "datasets" / "confounder.yaml"
@@ -61,9 +62,9 @@ def test_intervenable_flag_is_checked() -> None:
         parse_family(data, "spec.yaml")
 
 
-def test_oncology_keeps_the_papers_non_intervenable_variables(families: dict[str, Family]) -> None:
+def test_oncology_keeps_the_papers_non_intervenable_variables() -> None:
     """The paper's 'exogenous' variables with parents are 'intervenable: false' (same fingerprint)."""
-    onc = families["oncology"]
+    onc = load_family(REPO / "datasets" / "oncology.yaml")
     flagged = [v.name for v in onc.variables if v.exogenous]
     assert flagged == ["age", "medical conditions", "medication", "menopausal status"]
     assert [v.name for v in onc.variables if v.exogenous and not v.parents] == ["age"]
@@ -242,3 +243,303 @@ def test_corrupt_row_group_of_released_parquet_names_the_file(tmp_path: Path) ->
     path.write_bytes(bytes(blob))
     with pytest.raises(PaperDataError, match=rf"{path}: cannot be read as parquet.*copy it again"):
         list(iter_paper_datasets(tmp_path, "gpt2"))
+
+
+# --- 5. a journal line that is JSON but no record ----------------------------------------------------
+
+
+def _record(dataset: str, estimator: str = "A", **kw: object) -> dict[str, object]:
+    from sdscm_bench.results_file import REQUIRED_FIELDS
+
+    rec = {
+        **dict.fromkeys(REQUIRED_FIELDS),
+        "estimator": estimator,
+        "library": "lib",
+        "adapter_fingerprint": "f1",
+    }
+    rec |= {
+        "lm": "lm",
+        "setting": "s",
+        "family": "fam",
+        "dataset": dataset,
+        "dataset_fingerprint": f"fp-{dataset}",
+    }
+    return rec | {"ate": 1.0, "sate": 0.5, "failed": False, "error": None} | kw
+
+
+@pytest.mark.parametrize("bad_line", ['{"estimator": "A"}', "{}", "[1, 2]", '"text"', _record("d9", lm=None)])
+def test_journal_line_without_fields_is_skipped_naming_shard_and_line(tmp_path: Path, bad_line) -> None:
+    """What the plugin does at the end of a run, with a shard holding one malformed line."""
+    from sdscm_bench.leaderboard import write_leaderboard
+    from sdscm_bench.results_file import read_results
+    from sdscm_bench.store import Journal, JournalWarning, journal_dir
+
+    results, md = tmp_path / "lb" / "results.parquet", tmp_path / "lb" / "leaderboard.md"
+    write_leaderboard(results, md, [_record("d0")], {"run_id": "earlier"})
+    journal = Journal(journal_dir(results))
+    journal.append(_record("d1"))
+    line = bad_line if isinstance(bad_line, str) else json.dumps(bad_line)
+    with open(journal.shard, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    journal.append(_record("d2"))
+    with pytest.warns(
+        JournalWarning, match=rf"{journal.shard}:2: journal line is not a result record"
+    ) as seen:
+        records = journal.records()
+    assert [r["dataset"] for r in records] == ["d1", "d2"]
+    assert "later results are still written" in str(seen[0].message)
+    own = [_record("d3")]
+    with pytest.warns(JournalWarning):
+        doc = write_leaderboard(results, md, [*records, *own], {"run_id": "now"})
+        journal.compact(doc["records"])
+    assert sorted(r["dataset"] for r in read_results(results)["records"]) == ["d0", "d1", "d2", "d3"]
+    # The shard is kept (no longer read) with the malformed line in it; later runs read no warning.
+    kept = journal.shard.with_name(journal.shard.name + ".rejected")
+    assert not journal.shard.exists() and line in kept.read_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", JournalWarning)
+        assert journal.records() == []
+
+
+def test_unwritable_journal_falls_back_to_the_temp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdscm_bench.store import Journal, JournalWarning
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    journal = Journal(blocker / ".sdscm-journal")  # mkdir fails, also as root
+    with pytest.warns(JournalWarning, match=r"cannot write the results journal.*journaling to .*tmp"):
+        journal.append(_record("d1"))
+    journal.append(_record("d2"))  # one warning, then straight to the fallback
+    lines = (tmp_path / "tmp" / ".sdscm-journal" / journal.shard.name).read_text().splitlines()
+    assert [json.loads(x)["dataset"] for x in lines] == ["d1", "d2"]
+
+
+# --- 6. --device cuda on a CPU-only torch --------------------------------------------------------------
+
+
+def test_cuda_on_a_cpu_only_torch_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import torch
+
+    from sdscm_bench.cli import main
+    from sdscm_bench.errors import ModelLoadError
+    from sdscm_bench.lm import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(
+            ModelLoadError, match=rf"device '{device}' requested, but CUDA is not available.*--device cpu"
+        ):
+            resolve_device(device)
+    with pytest.raises(ModelLoadError, match=r"unknown device 'gpu'; use 'auto', 'cpu', 'cuda'"):
+        resolve_device("gpu")
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    code = main(["generate", "confounder", "--lm", "tiny-random", "--device", "cuda", "--units", "2"])
+    assert code not in (0, None)
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and "Traceback" not in err
+
+
+def test_missing_cuda_index_names_the_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from sdscm_bench.errors import ModelLoadError
+    from sdscm_bench.lm import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(
+        ModelLoadError, match=r"'cuda:2' requested, but only 2 CUDA devices.*cuda:0\.\.cuda:1"
+    ):
+        resolve_device("cuda:2")
+
+
+# --- 7. a read-only leaderboard folder -----------------------------------------------------------------
+
+
+def _refuse_writes_in(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """A read-only mount at ``folder``: creating files there fails with EROFS (as it does for root too)."""
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve() == folder.resolve():
+            raise OSError(errno.EROFS, "Read-only file system", str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_unwritable_leaderboard_folder_is_found_before_fitting(tmp_path: Path, monkeypatch) -> None:
+    from sdscm_bench.results_file import ResultsFileError, check_writable
+
+    lb = tmp_path / "lb"
+    lb.mkdir()
+    check_writable(lb / "results.parquet", lb / "leaderboard.md")
+    check_writable(tmp_path / "new" / "deeper" / "results.parquet")  # created later: the parent is checked
+    assert not (tmp_path / "new").exists() and list(lb.iterdir()) == []  # the probe leaves nothing behind
+    _refuse_writes_in(monkeypatch, lb)
+    with pytest.raises(ResultsFileError) as exc:
+        check_writable(lb / "results.parquet", lb / "leaderboard.md")
+    assert f"{lb}: cannot write the results there (Read-only file system)" in str(exc.value)
+    assert "--leaderboard PATH" in str(exc.value)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ResultsFileError, match=r"is a file, not a folder.*--leaderboard"):
+        check_writable(blocker / "lb" / "results.parquet", hint="pick another --leaderboard")
+    with pytest.raises(ResultsFileError, match=r"is a folder, but the results file goes there"):
+        check_writable(lb)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_leaderboard_folder_by_permissions(tmp_path: Path) -> None:
+    from sdscm_bench.results_file import ResultsFileError, check_writable
+
+    lb = tmp_path / "lb"
+    lb.mkdir()
+    lb.chmod(0o555)
+    try:
+        with pytest.raises(ResultsFileError, match=r"cannot write the results there"):
+            check_writable(lb / "results.parquet")
+    finally:
+        lb.chmod(0o755)
+
+
+def test_results_that_cannot_be_written_go_to_a_fallback_file(tmp_path: Path, monkeypatch) -> None:
+    from sdscm_bench.leaderboard import write_leaderboard
+    from sdscm_bench.results_file import ResultsNotSavedError, merge_saved, read_results, save_results
+
+    lb, cache = tmp_path / "lb", tmp_path / "cache"
+    results, md = lb / "results.parquet", lb / "leaderboard.md"
+    write_leaderboard(results, md, [_record("d0")], {"run_id": "earlier"})
+    before = results.read_bytes()
+    _refuse_writes_in(monkeypatch, lb)  # the folder went read-only during the run
+
+    def write(path, records, header):
+        return write_leaderboard(path, md, records, header)
+
+    computed = [_record("d1"), _record("d2", ate=float("nan"))]
+    with pytest.raises(ResultsNotSavedError) as exc:
+        save_results(results, computed, {"run_id": "now"}, write=write, fallback_dirs=[cache])
+    fallback = exc.value.fallback
+    assert fallback is not None and fallback.parent == cache and fallback.exists()
+    message = str(exc.value)
+    assert str(results) in message and "Read-only file system" in message and str(fallback) in message
+    assert "2 records" in message and "merge_saved" in message
+    assert results.read_bytes() == before  # nothing written earlier is lost or half-overwritten
+    saved = read_results(fallback)
+    assert [r["dataset"] for r in saved["records"]] == ["d1", "d2"] and saved["runs"] == [{"run_id": "now"}]
+    monkeypatch.undo()  # the folder is writable again: merge the saved records in
+    doc = merge_saved(fallback, results)
+    assert sorted(r["dataset"] for r in doc["records"]) == ["d0", "d1", "d2"] and not fallback.exists()
+    assert [run.get("run_id") for run in doc["runs"]] == ["earlier", "now"]
+
+
+def test_fallback_goes_to_the_temp_folder_when_the_cache_is_unwritable(tmp_path: Path, monkeypatch) -> None:
+    from sdscm_bench.results_file import ResultsNotSavedError, save_results
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    with pytest.raises(ResultsNotSavedError) as exc:
+        save_results(blocker / "results.parquet", [_record("d1")], None, fallback_dirs=[blocker / "cache"])
+    assert exc.value.fallback is not None and exc.value.fallback.parent == tmp_path / "tmp"
+    assert json.loads(exc.value.fallback.read_text())["records"][0]["dataset"] == "d1"
+
+
+def test_a_corrupt_results_file_is_not_overwritten_and_the_run_is_saved(tmp_path: Path) -> None:
+    from sdscm_bench.results_file import ResultsNotSavedError, save_results
+
+    results = tmp_path / "results.parquet"
+    results.write_bytes(b"PAR1 truncated")
+    with pytest.raises(ResultsNotSavedError, match="not a readable parquet results file") as exc:
+        save_results(results, [_record("d1")], None, fallback_dirs=[tmp_path / "cache"])
+    assert results.read_bytes() == b"PAR1 truncated" and exc.value.fallback.exists()
+
+
+# --- 8. a hanging adapter --------------------------------------------------------------------------------
+
+
+class _Estimate:
+    def __init__(self) -> None:
+        self.ate, self.cate, self.ate_interval, self.cate_interval = 0.1, None, None, None
+
+
+class _Adapter:
+    """An adapter whose fit sleeps ``hang`` seconds (and swallows ordinary exceptions, as some do)."""
+
+    covariate_encoding = "onehot"
+
+    def __init__(self, hang: float) -> None:
+        self.hang = hang
+
+    def run(self, X, t, y, seed):
+        try:
+            deadline = time.monotonic() + self.hang
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+        except Exception:  # noqa: BLE001 - a careless adapter must not be able to swallow the timeout
+            pass
+        return _Estimate()
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tiny_lm: LanguageModel):
+    family = load_family(CONFOUNDER)
+    ds = generate_dataset(family, tiny_lm, GenerationSettings(20, seed=3))
+    ds.meta["cache_key"] = "fault-test"
+    return ds
+
+
+def test_a_hanging_fit_is_a_timeout_row_and_the_run_goes_on(small_dataset) -> None:
+    import signal
+
+    from sdscm_bench.runner import score_dataset
+
+    ident = {"estimator": "hang", "lm": "tiny-random", "setting": "all covariates"}
+    outer = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: outer.append(1))
+    signal.setitimer(signal.ITIMER_REAL, 30.0)  # someone else's timer (pytest-timeout, say) survives
+    try:
+        started = time.monotonic()
+        hung = score_dataset(_Adapter(hang=60), small_dataset, "all covariates", ident, fit_timeout=0.3)
+        assert time.monotonic() - started < 10
+        fine = score_dataset(_Adapter(hang=0), small_dataset, "all covariates", ident, fit_timeout=5)
+        unlimited = score_dataset(_Adapter(hang=0.2), small_dataset, "all covariates", ident)
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert hung["failed"] and hung["failure_reason"] == "timeout" and hung["error"].startswith("timeout:")
+    assert "0.3 s" in hung["error"] and hung["ate"] is None and hung["fit_seconds"] >= 0.3
+    assert not fine["failed"] and fine["ate"] == 0.1 and "failure_reason" not in fine
+    assert not unlimited["failed"]
+    assert 20 < left <= 30 and outer == []  # the outer timer re-armed with what was left of it
+
+
+def test_fit_timeout_off_the_main_thread_warns_and_runs(small_dataset) -> None:
+    import threading
+
+    from sdscm_bench.runner import FitTimeoutWarning, score_dataset
+
+    out: dict = {}
+
+    def work() -> None:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            ident = {"estimator": "e", "lm": "l", "setting": "all covariates"}
+            out["rec"] = score_dataset(
+                _Adapter(hang=0), small_dataset, "all covariates", ident, fit_timeout=1
+            )
+            out["warnings"] = [w for w in seen if issubclass(w.category, FitTimeoutWarning)]
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert not out["rec"]["failed"]
+    assert out["warnings"] and "cannot be enforced here" in str(out["warnings"][0].message)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from sdscm_bench.results_file import REQUIRED_FIELDS
 from sdscm_bench.store import Journal, JournalWarning, journal_dir, reusable, reuse_key, stored_index
 
 
 def rec(estimator: str = "a", dataset: str = "d1", fp: str = "f1", **kw: object) -> dict[str, object]:
     return {
+        **dict.fromkeys(REQUIRED_FIELDS),  # a journal keeps only lines that are full result records
         "estimator": estimator,
         "adapter_fingerprint": fp,
         "lm": "lm",
