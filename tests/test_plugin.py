@@ -1,4 +1,4 @@
-"""Tests of the pytest plugin (``sdscm_bench.plugin``) through pytester runs of the real benchmark module.
+"""Tests of the pytest plugin (``sdscm_bench.plugin``) through pytester runs of the package's own item module.
 
 Runs are in-process (fast) on a tiny spec written to a temporary folder, with the tiny random LM and
 two datasets of 60 units, cached once per module. The modules a run imports (torch, transformers,
@@ -17,12 +17,9 @@ import pytest
 
 from sdscm_bench.estimators import registry
 from sdscm_bench.paper_data import default_paper_data_dir
-from sdscm_bench.paths import repo_root
 from sdscm_bench.results_file import merge_results, read_results
 
 pytest_plugins = ["pytester"]
-
-BENCHMARK_MODULE = repo_root() / "tests" / "test_benchmark.py"
 
 TOY_SPEC = """\
 name: toy
@@ -101,9 +98,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def bench(pytester: pytest.Pytester, shared: dict[str, Path]) -> pytest.Pytester:
-    """A pytester folder holding the real benchmark module and one unit test."""
-    # Another basename: the outer session may have imported tests/test_benchmark.py as test_benchmark.
-    pytester.makepyfile(test_bench_items=BENCHMARK_MODULE.read_text())
+    """A pytester folder holding one unit test and no benchmark module: the plugin brings its own."""
     pytester.makepyfile(test_unit="def test_unit():\n    assert True\n")
     return pytester
 
@@ -140,24 +135,27 @@ def test_items_have_ids_and_k_selects_them(bench: pytest.Pytester, shared: dict[
     result = bench.runpytest(*toy_args(shared, "--collect-only", "-q"))
     result.stdout.fnmatch_lines(
         [
-            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-all_covariates]",
-            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-hidden_confounding]",
-            "test_bench_items.py::test_estimator[ols_slearner-tiny-random-all_covariates]",
-            "test_bench_items.py::test_estimator[ols_slearner-tiny-random-hidden_confounding]",
-            "4/5 tests collected (1 deselected)*",
+            "sdscm_bench/bench_items.py::test_estimator[diff_in_means-tiny-random-all_covariates]",
+            "sdscm_bench/bench_items.py::test_estimator[diff_in_means-tiny-random-hidden_confounding]",
+            "sdscm_bench/bench_items.py::test_estimator[ols_slearner-tiny-random-all_covariates]",
+            "sdscm_bench/bench_items.py::test_estimator[ols_slearner-tiny-random-hidden_confounding]",
+            "4 tests collected*",
         ]
     )
     selected = bench.runpytest(*toy_args(shared, "--collect-only", "-q", "-k", "ols_slearner and hidden"))
     selected.stdout.fnmatch_lines(
-        ["test_bench_items.py::test_estimator[ols_slearner-tiny-random-hidden_confounding]", "1/5 tests*"]
+        [
+            "sdscm_bench/bench_items.py::test_estimator[ols_slearner-tiny-random-hidden_confounding]",
+            "1/4 tests collected (3 deselected)*",
+        ]
     )
     assert not (bench.path / "leaderboard").exists()  # nothing ran, nothing written
 
 
 def test_without_benchmark_mode_only_unit_tests_run(bench: pytest.Pytester) -> None:
-    result = bench.runpytest("-p", "sdscm_bench.plugin", "-rs")
-    result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*benchmark items run with --estimator or --benchmark*"])
+    result = bench.runpytest("-p", "sdscm_bench.plugin", "-rs", "-v")
+    result.assert_outcomes(passed=1)  # the project's own test; no benchmark placeholder
+    assert "bench_items" not in result.stdout.str()
     assert not (bench.path / "leaderboard").exists()
 
 
@@ -165,13 +163,13 @@ def test_leaderboard_is_written_and_a_second_run_merges(
     bench: pytest.Pytester, shared: dict[str, Path]
 ) -> None:
     first = bench.runpytest(*toy_args(shared, estimators="diff_in_means"))
-    first.assert_outcomes(passed=2, deselected=1)
+    first.assert_outcomes(passed=2)
     md, js = bench.path / "leaderboard" / "leaderboard.md", bench.path / "leaderboard" / "results.parquet"
     first.stdout.fnmatch_lines([f"leaderboard: {md}  results: {js} (4 records from this run, 4 in the file)"])
     first.stdout.fnmatch_lines(["LM tiny-random · setting all covariates:", "  diff_in_means  ATE RMSE*"])
 
     second = bench.runpytest(*toy_args(shared, "-k", "all_covariates", estimators="ols_slearner"))
-    second.assert_outcomes(passed=1, deselected=2)
+    second.assert_outcomes(passed=1, deselected=1)
     doc = read_results(js)
     assert len(doc["runs"]) == 2
     keys = {(r["estimator"], r["setting"]) for r in doc["records"]}
@@ -195,7 +193,7 @@ def test_failing_adapter_fails_its_item_only(
     result = bench.runpytest(
         *toy_args(shared, "--setting=all covariates", estimators="broken,nan_ate,diff_in_means")
     )
-    result.assert_outcomes(passed=1, failed=2, deselected=1)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
             "*broken-tiny-random-all_covariates: failed on 2 of 2 datasets:*",
@@ -224,7 +222,7 @@ def test_failing_adapter_fails_its_item_only(
 def test_compare_gates_against_a_baseline(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
     # 4 datasets x 2 settings = 8 paired datasets: enough for the paired test to reach p < 0.01.
     args = toy_args(shared, "--n-datasets=4", estimators="diff_in_means")
-    bench.runpytest(*args).assert_outcomes(passed=2, deselected=1)
+    bench.runpytest(*args).assert_outcomes(passed=2)
     results = bench.path / "leaderboard" / "results.parquet"
     published = results.read_bytes()
 
@@ -246,7 +244,7 @@ def test_compare_gates_against_a_baseline(bench: pytest.Pytester, shared: dict[s
     better_bytes = better.read_bytes()
     result = bench.runpytest(*args, f"--compare={better}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=2, deselected=1)
+    result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
             "*REGRESSION diff_in_means: ATE RMSE REGRESSION: x10 of the baseline *Wilcoxon signed-rank "
@@ -270,8 +268,10 @@ def test_compare_gates_against_a_baseline(bench: pytest.Pytester, shared: dict[s
     merge_results(unrelated, doc["records"])
     result = bench.runpytest(*args, f"--compare={unrelated}")
     # Count only our warning: pytest adds PytestAssertRewriteWarnings in some installs (fresh clones).
-    result.assert_outcomes(passed=2, deselected=1, warnings=result.parseoutcomes().get("warnings", 0))
-    result.stdout.fnmatch_lines(["*SdscmBenchWarning: --compare *the baseline shares no datasets*"])
+    result.assert_outcomes(passed=2, warnings=result.parseoutcomes().get("warnings", 0))
+    result.stdout.fnmatch_lines(
+        ["*SdscmBenchWarning: the baseline *unrelated.parquet shares no datasets with diff_in_means-*"]
+    )
     assert str(result.stdout).count("SdscmBenchWarning") == 2  # one per item
 
 
@@ -313,10 +313,10 @@ def test_ini_keys_set_the_defaults(bench: pytest.Pytester, shared: dict[str, Pat
     )
     result = bench.runpytest("-p", "sdscm_bench.plugin", "--benchmark", "--collect-only", "-q")
     result.stdout.fnmatch_lines(
-        ["test_bench_items.py::test_estimator[ols_slearner-tiny-random-hidden_confounding]"]
+        ["sdscm_bench/bench_items.py::test_estimator[ols_slearner-tiny-random-hidden_confounding]"]
     )
     plain = bench.runpytest("-p", "sdscm_bench.plugin", "-q")  # the ini list alone is not benchmark mode
-    plain.assert_outcomes(passed=1, skipped=1)
+    plain.assert_outcomes(passed=1)
 
 
 def test_records_survive_a_failed_leaderboard_write(
@@ -342,7 +342,7 @@ def test_paper_lm_items(bench: pytest.Pytester) -> None:
         "-p", "sdscm_bench.plugin", "--estimator=diff_in_means", "--lm=paper-gpt2", "--n-datasets=1",
         "-v", "-k", "hidden", "--box-plots",
     )  # fmt: skip
-    result.assert_outcomes(passed=1, deselected=2)
+    result.assert_outcomes(passed=1, deselected=1)
     result.stdout.fnmatch_lines(["*test_estimator?diff_in_means-paper-gpt2-hidden_confounding? PASSED*"])
     assert (bench.path / "leaderboard" / "oncology_paper-gpt2_cate_r2.png").is_file()
     result.stdout.fnmatch_lines(["box plot: *paper-gpt2_cate_r2.png"])
@@ -354,7 +354,7 @@ def test_xdist_workers_send_records_to_the_controller(
     bench: pytest.Pytester, shared: dict[str, Path]
 ) -> None:
     pytest.importorskip("xdist")
-    bench.runpytest(*toy_args(shared, estimators="diff_in_means")).assert_outcomes(passed=2, deselected=1)
+    bench.runpytest(*toy_args(shared, estimators="diff_in_means")).assert_outcomes(passed=2)
     result = bench.runpytest_subprocess(*toy_args(shared, "-n", "2"))
     result.assert_outcomes(passed=4)  # xdist reports no deselected count from the workers
     result.stdout.fnmatch_lines(["*(8 records from this run, 8 in the file)*"])
@@ -384,7 +384,7 @@ def reuse_line(result: pytest.RunResult) -> str:
 
 def test_a_rerun_reuses_every_stored_result(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
     first = bench.runpytest(*toy_args(shared))
-    first.assert_outcomes(passed=4, deselected=1)
+    first.assert_outcomes(passed=4)
     assert reuse_line(first) == "results reused from earlier runs: 0 of 8 (0.0%); computed now: 8"
     js = bench.path / "leaderboard" / "results.parquet"
     before = {
@@ -393,7 +393,7 @@ def test_a_rerun_reuses_every_stored_result(bench: pytest.Pytester, shared: dict
     assert not (bench.path / "leaderboard" / ".sdscm-journal").exists()  # merged, then compacted
 
     second = bench.runpytest(*toy_args(shared))
-    second.assert_outcomes(passed=4, deselected=1)
+    second.assert_outcomes(passed=4)
     assert reuse_line(second) == "results reused from earlier runs: 8 of 8 (100.0%); computed now: 0"
     doc = read_results(js)
     after = {(r["estimator"], r["dataset"], r["setting"]): r["fit_seconds"] for r in doc["records"]}
@@ -407,7 +407,7 @@ def test_a_rerun_reuses_every_stored_result(bench: pytest.Pytester, shared: dict
 def test_changing_one_adapter_reruns_that_adapter_only(
     bench: pytest.Pytester, shared: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bench.runpytest(*toy_args(shared)).assert_outcomes(passed=4, deselected=1)
+    bench.runpytest(*toy_args(shared)).assert_outcomes(passed=4)
     js = bench.path / "leaderboard" / "results.parquet"
     old = {r["estimator"]: r["adapter_fingerprint"] for r in read_results(js)["records"]}
 
@@ -415,7 +415,7 @@ def test_changing_one_adapter_reruns_that_adapter_only(
     ols = registry.available()["ols_slearner"]
     monkeypatch.setattr(ols, "default_params", {**ols.default_params, "revision": 2})
     second = bench.runpytest(*toy_args(shared))
-    second.assert_outcomes(passed=4, deselected=1)
+    second.assert_outcomes(passed=4)
     assert reuse_line(second) == "results reused from earlier runs: 4 of 8 (50.0%); computed now: 4"
     records = read_results(js)["records"]
     assert len(records) == 8
@@ -427,7 +427,7 @@ def test_journaled_results_of_a_killed_run_are_reused(
     bench: pytest.Pytester, shared: dict[str, Path]
 ) -> None:
     """A run that dies after some fits (here: its journal survives, its results file was never written)."""
-    bench.runpytest(*toy_args(shared)).assert_outcomes(passed=4, deselected=1)
+    bench.runpytest(*toy_args(shared)).assert_outcomes(passed=4)
     lb = bench.path / "leaderboard"
     records = read_results(lb / "results.parquet")["records"]
     # Simulate the kill: only the journal of the first 3 fits exists, one of them torn mid-line.
@@ -439,7 +439,7 @@ def test_journaled_results_of_a_killed_run_are_reused(
     (journal / "host-1.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])
 
     resumed = bench.runpytest(*toy_args(shared))
-    resumed.assert_outcomes(passed=4, deselected=1)
+    resumed.assert_outcomes(passed=4)
     resumed.stdout.fnmatch_lines(["*host-1.jsonl:3: torn journal line skipped; that result is recomputed*"])
     assert reuse_line(resumed) == "results reused from earlier runs: 2 of 8 (25.0%); computed now: 6"
     doc = read_results(lb / "results.parquet")
@@ -516,7 +516,7 @@ def test_a_sigkilled_run_resumes_without_refitting(bench: pytest.Pytester, share
 
 def test_datasets_per_item_splits_items(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
     result = bench.runpytest(*toy_args(shared, "--datasets-per-item=1", "-v", estimators="diff_in_means"))
-    result.assert_outcomes(passed=4, deselected=1)
+    result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
         [
             "*test_estimator?diff_in_means-tiny-random-all_covariates-datasets0-0? PASSED*",
@@ -568,19 +568,19 @@ def test_variant_option_parametrizes_items_and_records_carry_the_variant(
     collected = bench.runpytest(*args, "--variant=strong_confounding,base", "--collect-only", "-q")
     collected.stdout.fnmatch_lines(
         [
-            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-strong_confounding-all_covariates]",
-            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-strong_confounding-hidden_confounding]",
-            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-all_covariates]",
-            "test_bench_items.py::test_estimator[diff_in_means-tiny-random-hidden_confounding]",
-            "4/5 tests collected (1 deselected)*",
+            "sdscm_bench/bench_items.py::test_estimator[diff_in_means-tiny-random-strong_confounding-all_covariates]",
+            "sdscm_bench/bench_items.py::test_estimator[diff_in_means-tiny-random-strong_confounding-hidden_confounding]",
+            "sdscm_bench/bench_items.py::test_estimator[diff_in_means-tiny-random-all_covariates]",
+            "sdscm_bench/bench_items.py::test_estimator[diff_in_means-tiny-random-hidden_confounding]",
+            "4 tests collected*",
         ]
     )
     default = bench.runpytest(*args, "--collect-only", "-q")  # default: the base family only
-    default.stdout.fnmatch_lines(["2/3 tests collected (1 deselected)*"])
+    default.stdout.fnmatch_lines(["2 tests collected*"])
     assert "strong_confounding" not in default.stdout.str()
 
     run = bench.runpytest(*args, "--variant=strong confounding,base", "--setting=all_covariates")
-    run.assert_outcomes(passed=2, deselected=1)
+    run.assert_outcomes(passed=2)
     run.stdout.fnmatch_lines(
         ["LM tiny-random · setting all covariates:", "LM tiny-random · variant strong confounding ·*"]
     )
@@ -605,7 +605,7 @@ def test_variant_option_parametrizes_items_and_records_carry_the_variant(
         )  # fmt: skip
         assert paper.ret == pytest.ExitCode.USAGE_ERROR
         paper.stderr.fnmatch_lines(
-            ["*--variant: the released data of paper-gpt2 have no variants; drop --variant*"]
+            ["*--variant: the released data of paper-gpt2 have no variants; drop the variants*"]
         )
 
     shutil.copy(spec, bench.path / "toy_variants.yaml")
