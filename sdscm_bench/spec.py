@@ -1,7 +1,9 @@
 """SD-SCM spec files: parse, validate and order a DAG over text variables.
 
-A spec is YAML, TOML or JSON (by extension). Every problem is reported as a
-``SpecError`` naming the file, the offending item and what to change. Things that are legal but
+A spec is YAML, TOML or JSON (by extension). It is read in two steps: its shape and types against a
+strict schema (:class:`SpecSchema`, pydantic: an unknown key anywhere is an error with a did-you-mean,
+never ignored), then its meaning (a DAG, candidates of the right variables ...). Every problem is
+reported as a ``SpecError`` naming the file, the offending item and what to change. Things that are legal but
 probably not meant (post-treatment adjustment, a "hidden" setting that hides nothing, variables
 that cannot affect the outcome) are reported as ``SpecWarning`` (see :func:`spec_warnings`).
 """
@@ -11,33 +13,21 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 import re
 import tomllib
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import networkx as nx
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from sdscm_bench.errors import SpecError
 
 SLOT = "{value}"
-OUTCOME_DEFINITIONS = ("score", "probability", "category")
-SCORING_MODES = ("sum", "mean")
-#: Keys of a spec's ``quality:`` mapping (thresholds read by :mod:`sdscm_bench.diagnostics`).
-QUALITY_KEYS = (
-    "min_treated_share",
-    "max_treated_share",
-    "min_overlap_share",
-    "min_ess_share",
-    "min_nonzero_ite_share",
-    "max_outcome_share",
-    "max_value_share",
-)
-VARIANT_KEYS = ("temperature", "scoring", "quality")
 #: The name that selects the family without a variant's overrides (``--variant base``).
 BASE_VARIANT = "base"
 
@@ -232,52 +222,241 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
-def _parse_phrasing(path: str, var: str, text: Any) -> Phrasing:
-    if not isinstance(text, str) or text.count(SLOT) != 1:
-        raise SpecError(
-            path, f"variable '{var}'", f"phrasing {text!r} must contain the slot {SLOT} exactly once"
-        )
-    prefix, suffix = text.split(SLOT)
-    return Phrasing(prefix, suffix)
+# ---------------------------------------------------------------------------------------------------
+# The schema: the shape and types of a spec file. Unknown keys anywhere are errors (a misspelt key must
+# never be ignored silently); what the values mean (a DAG, candidates of the right variable ...) is
+# checked after it, by hand, in parse_family.
 
 
-def _parse_variable(path: str, i: int, raw: Any) -> Variable:
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+def _as_text(value: Any) -> Any:
+    """Numbers are text (``candidates: [25, 35]``); YAML's booleans (unquoted yes/no) are refused."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("yaml_boolean", "a YAML boolean")
+    return str(value) if isinstance(value, int | float) else value
+
+
+def _one_or_many(value: Any) -> Any:
+    """A single phrasing may be given as one string."""
+    return [value] if isinstance(value, str) else value
+
+
+Text = Annotated[str, BeforeValidator(_as_text)]
+Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class VariableSchema(_Strict):
+    name: str
+    candidates: list[Text] = []
+    phrasings: Annotated[list[str], BeforeValidator(_one_or_many)] = []
+    parents: list[str] | None = None
+    exogenous: bool = False
+    intervenable: bool | None = None  # false: a caused variable that may not be intervened on
+    temperature: Temperature | None = None
+
+
+class QualitySchema(_Strict):
+    """Diagnostics thresholds (read by :mod:`sdscm_bench.diagnostics`): shares, or null (switched off)."""
+
+    min_treated_share: Share | None = None
+    max_treated_share: Share | None = None
+    min_overlap_share: Share | None = None
+    min_ess_share: Share | None = None
+    min_nonzero_ite_share: Share | None = None
+    max_outcome_share: Share | None = None
+    max_value_share: Share | None = None
+
+
+class VariantSchema(_Strict):
+    temperature: dict[str, Temperature] | None = None
+    scoring: Literal["sum", "mean"] | None = None
+    quality: QualitySchema | None = None
+
+
+class TreatmentSchema(_Strict):
+    variable: str
+    control: Text
+    treated: Text
+
+
+class OutcomeSchema(_Strict):
+    variable: str
+    definition: Literal["score", "probability", "category"] = "score"
+    candidate: Text | None = None  # None: the outcome variable's first candidate
+
+
+class SpecSchema(_Strict):
+    name: str | None = None
+    description: str = ""
+    separator: str = " "
+    variables: list[VariableSchema]
+    treatment: TreatmentSchema
+    outcome: OutcomeSchema
+    settings: dict[Text, list[str]]
+    scoring: Literal["sum", "mean"] | None = None
+    quality: QualitySchema | None = None
+    variants: dict[Text, VariantSchema] | None = None
+
+
+OUTCOME_DEFINITIONS: tuple[str, ...] = get_args(OutcomeSchema.model_fields["definition"].annotation)
+SCORING_MODES: tuple[str, ...] = ("sum", "mean")
+#: Keys of a spec's ``quality:`` mapping (thresholds read by :mod:`sdscm_bench.diagnostics`).
+QUALITY_KEYS: tuple[str, ...] = tuple(QualitySchema.model_fields)
+VARIANT_KEYS: tuple[str, ...] = tuple(VariantSchema.model_fields)
+#: The keys a spec file may have at its top level (a misspelt one is an error, never silently ignored).
+TOP_LEVEL_KEYS: tuple[str, ...] = tuple(SpecSchema.model_fields)
+#: Columns of the dataset table that a variable of the same name would overwrite.
+RESERVED_NAMES: frozenset[str] = frozenset({"t", "y", "y0", "y1", "ite", "propensity"})
+
+_TEMPERATURE = (
+    "temperature {v} must be a positive finite number (below 1 sharpens the variable's mechanism, above 1 "
+    "flattens it); fix it, or drop it to use the global temperature"
+)
+_TEMPERATURE_MAP = "temperature {v} must map variable names to temperatures, e.g. {{treatment: 0.5}}"
+_SHARE = "{v} must be a number in [0, 1] (a share), or null to switch it off"
+#: What a value at a schema location must be, by the location's tail ("*": a list index or a user's name).
+_FIXES: dict[tuple[str, ...], str] = {
+    ("name",): "{v} must be non-empty text",
+    ("description",): "{v} must be text",
+    ("separator",): "{v} must be text",
+    ("variables",): "{v} must be a list of variables (mappings with 'name', 'candidates', 'phrasings')",
+    ("variables", "*"): "{v} must be a mapping with 'name', 'candidates' and 'phrasings'",
+    ("variables", "*", "name"): "name {v} must be non-empty text",
+    ("candidates",): 'candidates {v} must be a list of texts, e.g. ["low", "high"]',
+    ("candidates", "*"): "candidate {v} must be text",
+    ("phrasings",): "phrasings {v} must be a list of texts, each with the slot {{value}} exactly once",
+    ("phrasings", "*"): "phrasing {v} must contain the slot {{value}} exactly once",
+    ("parents",): "'parents' {v} must be a list of variable names",
+    ("parents", "*"): "'parents' must be a list of variable names, not {v}",
+    ("exogenous",): "'exogenous: {v}' must be true or false (unquoted)",
+    ("intervenable",): "'intervenable: {v}' must be true or false (unquoted)",
+    ("temperature",): _TEMPERATURE,
+    ("variants", "*", "temperature"): _TEMPERATURE_MAP,
+    ("temperature", "*"): _TEMPERATURE,
+    ("treatment",): "{v} must be a mapping with 'variable', 'control', 'treated'",
+    ("outcome",): "{v} must be a mapping with 'variable', 'definition', 'candidate'",
+    ("variable",): "variable {v} must be the name of a declared variable",
+    ("control",): "{v} must be a candidate of the treatment, as text",
+    ("treated",): "{v} must be a candidate of the treatment, as text",
+    ("definition",): f"{{v}} is not an outcome definition; use one of {list(OUTCOME_DEFINITIONS)}",
+    ("candidate",): "{v} must be a candidate of the outcome, as text",
+    ("settings",): "{v} must map a setting name to a list of observed variables",
+    ("settings", "*"): "must be a non-empty list of variable names, not {v}",
+    ("settings", "*", "*"): "{v} must be a variable name",
+    ("scoring",): f"{{v}} is not a scoring mode; use one of {list(SCORING_MODES)}",
+    ("quality",): f"{{v}} must map threshold names to numbers in [0, 1]; keys: {list(QUALITY_KEYS)}",
+    ("quality", "*"): _SHARE,
+    ("variants",): "{v} must map a variant name to its overrides (temperature, scoring, quality)",
+    ("variants", "*"): f"{{v}} must be a mapping with at least one of {list(VARIANT_KEYS)}",
+}
+_MISSING: dict[tuple[str, ...], str] = {
+    ("variables",): "is missing; list the variables of the DAG",
+    ("treatment",): "is missing; give 'variable', 'control' and 'treated'",
+    ("outcome",): "is missing; give 'variable', 'definition' and 'candidate'",
+    ("settings",): "is missing; name at least one set of observed covariates",
+    ("variables", "*", "name"): "needs a non-empty 'name'",
+    ("treatment", "variable"): "is missing; name the treatment variable",
+    ("treatment", "control"): "is missing; give the treatment's control value (one of its candidates)",
+    ("treatment", "treated"): "is missing; give the treatment's treated value (one of its candidates)",
+    ("outcome", "variable"): "is missing; name the outcome variable",
+}
+#: The mapping (model) at each location that has fixed keys, for did-you-mean on an unknown key.
+_MODELS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): SpecSchema,
+    ("variables", "*"): VariableSchema,
+    ("treatment",): TreatmentSchema,
+    ("outcome",): OutcomeSchema,
+    ("quality",): QualitySchema,
+    ("variants", "*"): VariantSchema,
+    ("variants", "*", "quality"): QualitySchema,
+}
+
+
+_NAMED: frozenset[tuple[str, ...]] = frozenset(
+    {
+        ("settings",),
+        ("variants",),
+        ("quality",),
+        ("variants", "*", "temperature"),
+        ("variants", "*", "quality"),
+    }
+)
+
+
+def _pattern(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    """A location as a schema path: list indices and the names a user chooses (settings, variants, the
+    variables of a variant's temperatures, quality keys: the parts after a location in _NAMED) become "*"."""
+    out: list[str] = []
+    for part in loc:
+        out.append("*" if isinstance(part, int) or tuple(out) in _NAMED else str(part))
+    return tuple(out)
+
+
+def _lookup(table: dict[tuple[str, ...], str], pattern: tuple[str, ...]) -> str | None:
+    """The entry for the longest tail of ``pattern`` that ``table`` has."""
+    return next((table[pattern[i:]] for i in range(len(pattern)) if pattern[i:] in table), None)
+
+
+def _item(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """How a message names a location: ``variable 'x'`` inside a variable, else the dotted keys."""
+    if loc[:1] == ("variables",) and len(loc) > 1 and isinstance(loc[1], int):
+        raw = data["variables"][loc[1]]
+        name = raw.get("name") if isinstance(raw, dict) else None
+        return f"variable '{name}'" if isinstance(name, str) and name else f"variables[{loc[1]}]"
+    return ".".join(str(p) for p in loc if not isinstance(p, int)) or "file"
+
+
+def _schema_error(path: str, data: dict[str, Any], exc: ValidationError) -> SpecError:
+    """The first schema violation as a SpecError naming the item and the fix (unknown keys first: a
+    misspelt key also makes the real one look missing)."""
+    errors = exc.errors()
+    extras = [e for e in errors if e["type"] == "extra_forbidden"]
+    if extras:
+        container = tuple(extras[0]["loc"][:-1])
+        keys = [str(e["loc"][-1]) for e in extras if tuple(e["loc"][:-1]) == container]
+        model = _MODELS.get(_pattern(container))
+        known = list(model.model_fields) if model is not None else []
+        close = difflib.get_close_matches(keys[0], known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"the keys are {known}"
+        if not container:
+            return SpecError(path, f"key '{keys[0]}'", f"is not a spec key; {hint}")
+        if model is QualitySchema:
+            return SpecError(path, _item((*container, keys[0]), data), f"is not a quality threshold; {hint}")
+        return SpecError(path, _item(container, data), f"has unknown keys {keys}; {hint}")
+    error = errors[0]
+    loc, value = tuple(error["loc"]), error.get("input")
+    if loc[-1:] == ("[key]",):
+        return SpecError(path, _item(loc[:-2], data), f"has the name {loc[-2]!r}; names must be text")
+    item, pattern = _item(loc, data), _pattern(loc)
+    if error["type"] == "missing" or (value is None and pattern in _MISSING):
+        return SpecError(path, item, _lookup(_MISSING, pattern) or "is missing")
+    if error["type"] == "yaml_boolean":
+        return SpecError(path, item, f"{value!r} is a YAML boolean, not text; quote values like yes/no/on/off, "
+                         "which YAML reads as booleans")  # fmt: skip
+    if error["type"] == "list_type" and isinstance(value, str):
+        example = json.dumps([part.strip() for part in value.split(",")], ensure_ascii=False)
+        return SpecError(path, item, f"'{loc[-1]}: {value!r}' is one string; give a list, e.g. {example}")
+    fix = _lookup(_FIXES, pattern) or "{v} has the wrong type"
+    return SpecError(path, item, fix.format(v=repr(value)))
+
+
+def _parse_variable(path: str, i: int, raw: VariableSchema) -> Variable:
+    """The meaning of one variable entry (its types are the schema's)."""
+    if not raw.name:
         raise SpecError(path, f"variables[{i}]", "needs a non-empty 'name'")
-    name = raw["name"]
-    where = f"variable '{name}'"
+    name, where = raw.name, f"variable '{raw.name}'"
     if name in RESERVED_NAMES or name.startswith("logp:") or "|do(" in name:
         raise SpecError(
             path, where, f"is a reserved column name of the dataset table ({sorted(RESERVED_NAMES)}, 'logp:...', "
             "'...|do(...)'); rename the variable"
         )  # fmt: skip
-    unknown = set(raw) - {
-        "name",
-        "candidates",
-        "phrasings",
-        "parents",
-        "exogenous",
-        "intervenable",
-        "temperature",
-    }
-    if unknown:
-        raise SpecError(path, where, f"unknown keys {sorted(unknown)}")
-    if "exogenous" in raw and not isinstance(raw["exogenous"], bool):
-        raise SpecError(path, where, f"'exogenous: {raw['exogenous']!r}' must be true or false (unquoted)")
-    cands = raw.get("candidates")
-    if isinstance(cands, str):
-        raise SpecError(
-            path, where, f'\'candidates: {cands!r}\' is one string; give a list, e.g. ["low", "high"]'
-        )
-    if not isinstance(cands, list) or not cands:
+    cands = raw.candidates
+    if not cands:
         raise SpecError(path, where, "has an empty candidate set; list at least two 'candidates'")
-    if any(isinstance(c, bool) or not isinstance(c, str | int | float) for c in cands):
-        raise SpecError(
-            path,
-            where,
-            f"candidates {cands} must be text; quote values like yes/no/on/off, which YAML reads as booleans",
-        )
-    cands = [str(c) for c in cands]
     if len(cands) < 2:
         raise SpecError(path, where, "has a single candidate; a variable needs at least two")
     dup = sorted({c for c in cands if cands.count(c) > 1})
@@ -285,21 +464,15 @@ def _parse_variable(path: str, i: int, raw: Any) -> Variable:
         raise SpecError(path, where, f"has duplicate candidates {dup}")
     if any(not c.strip() for c in cands):
         raise SpecError(path, where, "has a blank candidate")
-    phrasings = raw.get("phrasings")
-    if isinstance(phrasings, str):
-        phrasings = [phrasings]
-    if not isinstance(phrasings, list) or not phrasings:
+    if not raw.phrasings:
         raise SpecError(path, where, f"needs at least one phrasing with the slot {SLOT}")
-    parents = raw.get("parents") or []
-    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
-        raise SpecError(path, where, "'parents' must be a list of variable names")
+    for text in raw.phrasings:
+        if text.count(SLOT) != 1:
+            raise SpecError(path, where, f"phrasing {text!r} must contain the slot {SLOT} exactly once")
+    parents = raw.parents or []
     if len(set(parents)) != len(parents):
         raise SpecError(path, where, "lists a parent twice")
-    if "intervenable" in raw and not isinstance(raw["intervenable"], bool):
-        raise SpecError(
-            path, where, f"'intervenable: {raw['intervenable']!r}' must be true or false (unquoted)"
-        )
-    if raw.get("exogenous") is True and raw.get("intervenable") is True:
+    if raw.exogenous and raw.intervenable:
         raise SpecError(
             path, where, "is exogenous and 'intervenable: true'; an exogenous variable may not be intervened "
             "on: drop one of the two"
@@ -307,79 +480,29 @@ def _parse_variable(path: str, i: int, raw: Any) -> Variable:
     return Variable(
         name=name,
         candidates=tuple(cands),
-        phrasings=tuple(_parse_phrasing(path, name, p) for p in phrasings),
+        phrasings=tuple(Phrasing(*text.split(SLOT)) for text in raw.phrasings),
         parents=tuple(parents),
         # ``exogenous`` on the Variable means "may not be intervened on" (the field keeps its name so
         # fingerprints do not change): an exogenous root, or a caused variable marked intervenable: false.
-        exogenous=raw.get("exogenous", False) or raw.get("intervenable") is False,
-        temperature=_parse_temperature(path, where, raw.get("temperature")),
+        exogenous=raw.exogenous or raw.intervenable is False,
+        temperature=raw.temperature,
     )
 
 
-def _parse_temperature(path: str, where: str, value: Any) -> float | None:
-    """A positive finite temperature, or None (absent: the global temperature)."""
-    if value is None:
-        return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        raise SpecError(
-            path,
-            where,
-            f"temperature {value!r} must be a positive finite number (below 1 sharpens the variable's "
-            "mechanism, above 1 flattens it); fix it, or drop it to use the global temperature",
-        )
-    return float(value)
+def _quality(raw: QualitySchema | None) -> dict[str, float | None]:
+    """The thresholds given (absent keys are left to the diagnostics' defaults; null switches one off)."""
+    return {} if raw is None else raw.model_dump(exclude_unset=True)
 
 
-def _parse_scoring(path: str, where: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if value not in SCORING_MODES:
-        raise SpecError(path, where, f"{value!r} is not a scoring mode; use one of {list(SCORING_MODES)}")
-    return str(value)
-
-
-def _parse_quality(path: str, where: str, raw: Any) -> dict[str, float | None]:
-    """Diagnostics thresholds: known keys only, each a number in [0, 1] or null (switched off)."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise SpecError(
-            path, where, f"must map threshold names to numbers in [0, 1]; keys: {list(QUALITY_KEYS)}"
-        )
-    out: dict[str, float | None] = {}
-    for key, value in raw.items():
-        if key not in QUALITY_KEYS:
-            raise SpecError(
-                path, f"{where}.{key}", f"is not a quality threshold; use one of {list(QUALITY_KEYS)}"
-            )
-        if value is None:
-            out[key] = None
-            continue
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok or not math.isfinite(value) or not 0 <= value <= 1:
-            raise SpecError(
-                path,
-                f"{where}.{key}",
-                f"{value!r} must be a number in [0, 1] (a share), or null to switch it off",
-            )
-        out[key] = float(value)
-    return out
-
-
-def _parse_variants(path: str, raw: Any, variables: list[Variable]) -> dict[str, Variant]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise SpecError(
-            path, "variants", "must map a variant name to its overrides (temperature, scoring, quality)"
-        )
+def _parse_variants(
+    path: str, raw: dict[str, VariantSchema] | None, variables: list[Variable]
+) -> dict[str, Variant]:
     known = [v.name for v in variables]
     out: dict[str, Variant] = {}
     slugs: dict[str, str] = {}
-    for name, body in raw.items():
+    for name, body in (raw or {}).items():
         where = f"variants.{name}"
-        if not isinstance(name, str) or not name.strip():
+        if not name.strip():
             raise SpecError(path, "variants", f"variant name {name!r} must be non-empty text")
         if name == BASE_VARIANT or name_slug(name) == BASE_VARIANT:
             raise SpecError(
@@ -390,74 +513,45 @@ def _parse_variants(path: str, raw: Any, variables: list[Variable]) -> dict[str,
                 path, where, f"has the same test-id form as variant '{slugs[name_slug(name)]}'; rename one"
             )
         slugs[name_slug(name)] = name
-        if not isinstance(body, dict) or not body:
+        if not body.model_fields_set:
             raise SpecError(path, where, f"must be a mapping with at least one of {list(VARIANT_KEYS)}")
-        unknown = sorted(set(body) - set(VARIANT_KEYS))
-        if unknown:
-            raise SpecError(path, where, f"unknown keys {unknown}; a variant may set {list(VARIANT_KEYS)}")
-        temps_raw = body.get("temperature") or {}
-        if not isinstance(temps_raw, dict):
-            raise SpecError(
-                path, f"{where}.temperature", "must map variable names to temperatures, e.g. {treatment: 0.5}"
-            )
-        temps: dict[str, float] = {}
-        for var, value in temps_raw.items():
+        for var in body.temperature or {}:
             if var not in known:
                 raise SpecError(
                     path, f"{where}.temperature", f"names unknown variable {var!r}; use one of {known}"
                 )
-            temp = _parse_temperature(path, f"{where}.temperature.{var}", value)
-            if temp is None:
-                raise SpecError(path, f"{where}.temperature.{var}", "is empty; give a positive number")
-            temps[var] = temp
         out[name] = Variant(
             name=name,
-            temperature=temps,
-            scoring=_parse_scoring(path, f"{where}.scoring", body.get("scoring")),
-            quality=_parse_quality(path, f"{where}.quality", body.get("quality")),
+            temperature=dict(body.temperature or {}),
+            scoring=body.scoring,
+            quality=_quality(body.quality),
         )
     return out
 
 
-def _require(path: str, data: dict, key: str, what: str) -> Any:
-    if key not in data or data[key] in (None, "", {}):
-        raise SpecError(path, key, f"is missing; {what}")
-    return data[key]
-
-
-#: The keys a spec file may have at its top level (a misspelt one is an error, never silently ignored).
-TOP_LEVEL_KEYS: tuple[str, ...] = (
-    "name", "description", "separator", "variables", "treatment", "outcome", "settings", "scoring",
-    "quality", "variants",
-)  # fmt: skip
-#: Columns of the dataset table that a variable of the same name would overwrite.
-RESERVED_NAMES: frozenset[str] = frozenset({"t", "y", "y0", "y1", "ite", "propensity"})
-
-
-def _check_top_level(path: str, data: dict[str, Any]) -> None:
-    unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
-    for key in unknown:
-        close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"the keys are {list(TOP_LEVEL_KEYS)}"
-        raise SpecError(path, f"key '{key}'", f"is not a spec key; {hint}")
-    name = data.get("name")
-    if name is not None:
-        text = str(name)
-        if not isinstance(name, str) or not text.strip():
-            raise SpecError(path, "name", f"{name!r} must be non-empty text")
-        if any(sep in text for sep in ("/", "\\")) or text.startswith(".") or Path(text).is_absolute():
-            raise SpecError(
-                path, "name", f"{text!r} looks like a path (it names the cache folder); use a plain name"
-            )
+def _check_name(path: str, name: str | None) -> None:
+    if name is None:
+        return
+    if not name.strip():
+        raise SpecError(path, "name", f"{name!r} must be non-empty text")
+    if any(sep in name for sep in ("/", "\\")) or name.startswith(".") or Path(name).is_absolute():
+        raise SpecError(
+            path, "name", f"{name!r} looks like a path (it names the cache folder); use a plain name"
+        )
 
 
 def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
-    """Build and validate a Family from an already-parsed mapping."""
-    _check_top_level(path, data)
-    raw_vars = _require(path, data, "variables", "list the variables of the DAG")
-    if not isinstance(raw_vars, list) or not raw_vars:
+    """Build and validate a Family from an already-parsed mapping: the schema, then the meaning."""
+    if not isinstance(data, dict):
+        raise SpecError(path, "file", "must hold a mapping with 'variables', 'treatment', 'outcome'")
+    try:
+        spec = SpecSchema.model_validate(data)
+    except ValidationError as exc:
+        raise _schema_error(path, data, exc) from None
+    _check_name(path, spec.name)
+    if not spec.variables:
         raise SpecError(path, "variables", "must be a non-empty list of variables")
-    variables = [_parse_variable(path, i, r) for i, r in enumerate(raw_vars)]
+    variables = [_parse_variable(path, i, r) for i, r in enumerate(spec.variables)]
     names = [v.name for v in variables]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -476,80 +570,66 @@ def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
         text = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
         raise SpecError(path, "parents", f"the DAG has a cycle: {text}; remove one of these edges")
 
-    treat_raw = _require(path, data, "treatment", "give 'variable', 'control' and 'treated'")
-    if not isinstance(treat_raw, dict):
-        raise SpecError(path, "treatment", "must be a mapping with 'variable', 'control', 'treated'")
-    tname = treat_raw.get("variable")
-    if not isinstance(tname, str) or tname not in known:
+    tname = spec.treatment.variable
+    if tname not in known:
         raise SpecError(path, "treatment", f"variable {tname!r} is not a declared variable")
     tvar = variables[names.index(tname)]
     for key in ("control", "treated"):
-        if isinstance(treat_raw.get(key), bool):
-            raise SpecError(path, f"treatment.{key}", "is a YAML boolean; quote values like yes/no")
-        val = str(treat_raw.get(key))
+        val = getattr(spec.treatment, key)
         if val not in tvar.candidates:
             raise SpecError(
                 path, f"treatment.{key}", f"{val!r} is not a candidate of '{tname}' {list(tvar.candidates)}"
             )
-    treatment = Treatment(tname, str(treat_raw["control"]), str(treat_raw["treated"]))
+    treatment = Treatment(tname, spec.treatment.control, spec.treatment.treated)
     if treatment.control == treatment.treated:
         raise SpecError(path, "treatment", "control and treated must differ")
     if tvar.exogenous:
-        raise SpecError(
-            path, "treatment", f"'{tname}' is exogenous and cannot be intervened on; mark it exogenous: false"
-        )
-
-    for raw in raw_vars:  # after the treatment check, whose message fits an exogenous treatment better
-        if raw.get("exogenous") is True and raw.get("parents"):
+        raise SpecError(path, "treatment", f"'{tname}' is exogenous and cannot be intervened on; mark it "
+                        "exogenous: false (and drop any 'intervenable: false')")  # fmt: skip
+    for raw in spec.variables:  # after the treatment check, whose message fits an exogenous treatment better
+        if raw.exogenous and raw.parents:
             # An exogenous variable is a root of the DAG (its value comes from the noise alone).
             raise SpecError(
-                path, f"variable '{raw['name']}'", f"is marked exogenous but has parents {raw['parents']}; an "
+                path, f"variable '{raw.name}'", f"is marked exogenous but has parents {raw.parents}; an "
                 "exogenous variable has no causes in the DAG: drop its 'parents', or replace 'exogenous: true' "
                 "by 'intervenable: false' if you mean a caused variable that may not be intervened on"
             )  # fmt: skip
 
-    out_raw = _require(path, data, "outcome", "give 'variable', 'definition' and 'candidate'")
-    if not isinstance(out_raw, dict):
-        raise SpecError(path, "outcome", "must be a mapping with 'variable', 'definition', 'candidate'")
-    oname = out_raw.get("variable")
-    if not isinstance(oname, str) or oname not in known:
+    oname = spec.outcome.variable
+    if oname not in known:
         raise SpecError(path, "outcome", f"variable {oname!r} is not a declared variable")
     ovar = variables[names.index(oname)]
-    definition = out_raw.get("definition", "score")
-    if definition not in OUTCOME_DEFINITIONS:
-        raise SpecError(path, "outcome.definition", f"{definition!r}; use one of {list(OUTCOME_DEFINITIONS)}")
-    ocand = str(out_raw.get("candidate", ovar.candidates[0]))
+    ocand = spec.outcome.candidate if spec.outcome.candidate is not None else ovar.candidates[0]
     if ocand not in ovar.candidates:
         raise SpecError(path, "outcome.candidate", f"{ocand!r} is not a candidate of '{oname}'")
-    outcome = Outcome(oname, definition, ocand)
+    outcome = Outcome(oname, spec.outcome.definition, ocand)
 
-    raw_settings = _require(path, data, "settings", "name at least one set of observed covariates")
-    if not isinstance(raw_settings, dict):
-        raise SpecError(path, "settings", "must map a setting name to a list of observed variables")
+    if not spec.settings:
+        raise SpecError(path, "settings", _MISSING[("settings",)])
     settings: dict[str, tuple[str, ...]] = {}
-    for sname, observed in raw_settings.items():
-        if not isinstance(observed, list) or not observed:
+    for sname, observed in spec.settings.items():
+        if not observed:
             raise SpecError(path, f"settings.{sname}", "must be a non-empty list of variable names")
-        bad = [o for o in observed if not isinstance(o, str) or o not in known]
+        bad = [o for o in observed if o not in known]
         if bad:
             raise SpecError(path, f"settings.{sname}", f"names unknown variables {bad}")
         if tname in observed or oname in observed:
             raise SpecError(path, f"settings.{sname}", "must not list the treatment or the outcome")
         if len(set(observed)) != len(observed):
             raise SpecError(path, f"settings.{sname}", "lists a variable twice")
-        settings[str(sname)] = tuple(observed)
+        settings[sname] = tuple(observed)
 
     family = Family(
-        name=str(data.get("name") or Path(path).stem),
+        name=spec.name or Path(path).stem,
         variables=tuple(variables),
         treatment=treatment,
         outcome=outcome,
         settings=settings,
-        separator=str(data.get("separator", " ")),
-        description=str(data.get("description", "")),
-        scoring=_parse_scoring(path, "scoring", data.get("scoring")),
-        quality=_parse_quality(path, "quality", data.get("quality")),
-        variants=_parse_variants(path, data.get("variants"), variables),
+        separator=spec.separator,
+        description=spec.description,
+        scoring=spec.scoring,
+        quality=_quality(spec.quality),
+        variants=_parse_variants(path, spec.variants, variables),
         path=path,
     )
     if oname not in family.descendants(tname):

@@ -543,3 +543,106 @@ def test_fit_timeout_off_the_main_thread_warns_and_runs(small_dataset) -> None:
     thread.join()
     assert not out["rec"]["failed"]
     assert out["warnings"] and "cannot be enforced here" in str(out["warnings"][0].message)
+
+
+# --- 9. strict spec parsing: unknown keys anywhere, types checked --------------------------------------
+
+
+def _edit(path: tuple, value: object) -> dict:
+    """The confounder spec with ``value`` set at ``path`` (keys and list indices)."""
+    data = copy.deepcopy(BASE)
+    target = data
+    for part in path[:-1]:
+        target = target.setdefault(part, {}) if isinstance(target, dict) else target[part]
+    target[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "item", "problem"),
+    [
+        (("variables", 0, "temprature"), 2, "variable 'weather'", "unknown keys ['temprature']; did you mean 'temperature'?"),
+        (("treatment", "varible"), "commute", "treatment", "unknown keys ['varible']; did you mean 'variable'?"),
+        (("outcome", "defintion"), "score", "outcome", "unknown keys ['defintion']; did you mean 'definition'?"),
+        (("quality", "min_ess"), 0.1, "quality.min_ess", "not a quality threshold; did you mean 'min_ess_share'?"),
+        (("variants",), {"v": {"scoring": "sum", "qualty": {}}}, "variants.v", "unknown keys ['qualty']; did you mean 'quality'?"),
+        (("variants",), {"v": {"quality": {"max_value": 0.9}}}, "variants.v.quality.max_value", "did you mean 'max_value_share'?"),
+        (("variants",), {"v": {"scoring": "sum", "colour": 1}}, "variants.v", "unknown keys ['colour']; the keys are"),
+    ],
+)  # fmt: skip
+def test_unknown_keys_anywhere_are_errors_with_did_you_mean(path, value, item, problem) -> None:
+    with pytest.raises(SpecError) as exc:
+        parse_family(_edit(path, value), "spec.yaml")
+    assert exc.value.path == "spec.yaml" and exc.value.item == item and problem in exc.value.problem
+
+
+def test_a_misspelt_required_key_is_named_not_reported_missing() -> None:
+    data = copy.deepcopy(BASE)
+    data["settigns"] = data.pop("settings")
+    with pytest.raises(SpecError, match=r"key 'settigns': is not a spec key; did you mean 'settings'\?"):
+        parse_family(data, "spec.yaml")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "item", "problem"),
+    [
+        (("separator",), 3, "separator", "3 must be text"),
+        (("description",), ["a"], "description", "['a'] must be text"),
+        (("scoring",), "median", "scoring", "'median' is not a scoring mode; use one of ['sum', 'mean']"),
+        (("scoring",), 1, "scoring", "1 is not a scoring mode"),
+        (("variables", 0, "parents"), "day", "variable 'weather'", "'parents: 'day'' is one string; give a list, e.g. [\"day\"]"),
+        (("variables", 0, "candidates"), ["a", ["b"]], "variable 'weather'", "candidate ['b'] must be text"),
+        (("variables", 0, "candidates"), ["no", True], "variable 'weather'", "True is a YAML boolean, not text; quote"),
+        (("variables", 0, "phrasings"), [3], "variable 'weather'", "phrasing 3 must contain the slot {value}"),
+        (("variables", 0, "temperature"), "hot", "variable 'weather'", "temperature 'hot' must be a positive finite"),
+        (("variables", 0), "weather", "variables[0]", "'weather' must be a mapping with 'name'"),
+        (("variables", 0, "name"), 7, "variables[0]", "name 7 must be non-empty text"),
+        (("treatment", "control"), True, "treatment.control", "True is a YAML boolean"),
+        (("treatment", "variable"), ["commute"], "treatment.variable", "must be the name of a declared variable"),
+        (("outcome", "definition"), "median", "outcome.definition", "'median' is not an outcome definition"),
+        (("outcome",), "arrival", "outcome", "'arrival' must be a mapping with 'variable'"),
+        (("settings", "extra"), "weather", "settings.extra", "'extra: 'weather'' is one string; give a list"),
+        (("settings", "extra"), ["weather", 3], "settings.extra", "3 must be a variable name"),
+        (("settings",), ["weather"], "settings", "must map a setting name to a list of observed variables"),
+        (("quality",), {"min_ess_share": "high"}, "quality.min_ess_share", "'high' must be a number in [0, 1]"),
+        (("variants",), {"v": {"temperature": {"commute": None}}}, "variants.v.temperature.commute", "temperature None"),
+        (("variants",), {"v": None}, "variants.v", "None must be a mapping with at least one of"),
+    ],
+)  # fmt: skip
+def test_types_are_checked_naming_item_and_fix(path, value, item, problem) -> None:
+    with pytest.raises(SpecError) as exc:
+        parse_family(_edit(path, value), "spec.yaml")
+    assert exc.value.item == item and problem in exc.value.problem, str(exc.value)
+
+
+def test_missing_treatment_fields_say_what_to_give() -> None:
+    data = copy.deepcopy(BASE)
+    del data["treatment"]["control"]
+    with pytest.raises(
+        SpecError, match=r"treatment\.control: is missing; give the treatment's control value"
+    ):
+        parse_family(data, "spec.yaml")
+
+
+def test_validate_rejects_unknown_nested_keys(tmp_path: Path, capsys) -> None:
+    from sdscm_bench.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(_edit(("treatment", "contol"), "takes the bus")))
+    assert main(["validate", str(spec)]) not in (0, None)
+    out = capsys.readouterr()
+    assert f"{spec}: treatment: has unknown keys ['contol']; did you mean 'control'?" in out.out + out.err
+
+
+def test_strict_schema_keeps_fingerprints_and_number_candidates() -> None:
+    """Numbers are still text candidates, and integer temperatures floats (fingerprints unchanged)."""
+    data = _edit(("variables", 2, "temperature"), 2)
+    family = parse_family(data, "spec.yaml")
+    assert family.by_name["commute"].temperature == 2.0 and isinstance(
+        family.by_name["commute"].temperature, float
+    )
+    assert (
+        family.fingerprint() == parse_family(_edit(("variables", 2, "temperature"), 2.0), "x").fingerprint()
+    )
+    numbers = _edit(("variables", 1, "candidates"), [1, 2.5])
+    assert parse_family(numbers, "spec.yaml").by_name["day"].candidates == ("1", "2.5")
