@@ -514,6 +514,76 @@ def test_a_sigkilled_run_resumes_without_refitting(bench: pytest.Pytester, share
     assert not journal.exists()
 
 
+def junit_properties(path: Path) -> dict[str, dict[str, str]]:
+    """Test case name -> its properties, from a JUnit XML report."""
+    import xml.etree.ElementTree as ET
+
+    cases = ET.parse(path).getroot().iter("testcase")
+    return {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases}
+
+
+def test_junit_xml_carries_each_items_headline_metrics(
+    bench: pytest.Pytester, shared: dict[str, Path], isolated_registry: None
+) -> None:
+    bench.makeconftest(FAILING_ADAPTERS)
+    report = bench.path / "report.xml"
+    # The shipped confounder family (by name): its ITEs vary, so PEHE / sd(ITE) is defined.
+    args = [a for a in toy_args(shared, estimators="diff_in_means,broken") if not a.startswith("--family=")]
+    args += ["--family=confounder", "--setting=all covariates", f"--junitxml={report}"]
+    bench.runpytest(*args).assert_outcomes(passed=1, failed=1)
+    props = junit_properties(report)
+    records = read_results(bench.path / "leaderboard" / "results.parquet")["records"]
+    ok = props["test_estimator[diff_in_means-tiny-random-all_covariates]"]
+    recs = [r for r in records if r["estimator"] == "diff_in_means"]
+    rmse = (sum((r["ate"] - r["sate"]) ** 2 for r in recs) / len(recs)) ** 0.5
+    assert float(ok.pop("ate_rmse")) == pytest.approx(rmse, rel=1e-12)
+    assert float(ok.pop("pehe_mean")) == pytest.approx(sum(r["pehe"] for r in recs) / 2, rel=1e-12)
+    assert float(ok.pop("fit_seconds")) == pytest.approx(sum(r["fit_seconds"] for r in recs), rel=1e-12)
+    covered = [r["ate_covered"] for r in recs]
+    assert None not in covered and float(ok.pop("ate_coverage")) == sum(covered) / 2
+    ratios = [r["pehe_sd_ite"] for r in recs]
+    assert None not in ratios
+    assert float(ok.pop("pehe_sd_ite_median")) == pytest.approx(sum(ratios) / 2, rel=1e-12)
+    assert ok == {
+        "estimator": "diff_in_means",
+        "lm": "tiny-random",
+        "setting": "all covariates",
+        "datasets": "2",
+        "failures": "0",
+        "reused": "0",
+        "adapter_fingerprint": recs[0]["adapter_fingerprint"],
+        "library_version": str(recs[0]["library_version"]),
+    }  # no ate_coverage: diff_in_means gives no interval
+    broken = props["test_estimator[broken-tiny-random-all_covariates]"]
+    assert broken["datasets"] == "2" and broken["failures"] == "2" and "ate_rmse" not in broken
+
+    bench.runpytest(*args)  # a rerun reuses the stored results, and says so
+    assert (
+        junit_properties(report)["test_estimator[diff_in_means-tiny-random-all_covariates]"]["reused"] == "2"
+    )
+
+
+def test_a_local_lm_directory_gets_a_stable_id(
+    bench: pytest.Pytester, shared: dict[str, Path], tmp_path: Path
+) -> None:
+    from sdscm_bench.lm_names import lm_key
+
+    model = tmp_path / "mymodel"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"not really weights")
+    args = [
+        a
+        for a in toy_args(shared, "--collect-only", "-q", "--setting=all_covariates")
+        if a != "--lm=tiny-random"
+    ]
+    result = bench.runpytest(*args, f"--lm={model}")
+    key = lm_key(str(model))
+    result.stdout.fnmatch_lines(
+        [f"sdscm_bench/bench_items.py::test_estimator[diff_in_means-{key}-all_covariates]"]
+    )
+    assert str(tmp_path) not in "".join(line for line in result.outlines if "::" in line)
+
+
 def test_datasets_per_item_splits_items(bench: pytest.Pytester, shared: dict[str, Path]) -> None:
     result = bench.runpytest(*toy_args(shared, "--datasets-per-item=1", "-v", estimators="diff_in_means"))
     result.assert_outcomes(passed=4)
