@@ -312,7 +312,9 @@ def _imports_within(module_name: str, source: str, top: str) -> list[str]:
     """Modules of the top-level package ``top`` that ``source`` (module ``module_name``) imports.
 
     Read from the syntax tree, imports inside functions included (adapters import lazily):
-    ``import top.a``, ``from top.a import b`` and relative forms; ``b`` counts when it is a module.
+    ``import top.a``, ``from top.a import b`` and relative forms; ``b`` counts when it is a module,
+    and the packages above each module count too (importing ``top.a.b`` runs ``top/__init__.py``
+    and ``top/a/__init__.py``).
     """
     try:
         tree = ast.parse(source)
@@ -338,7 +340,8 @@ def _imports_within(module_name: str, source: str, top: str) -> list[str]:
                 for alias in node.names
                 if alias.name != "*" and _module_exists(f"{base}.{alias.name}")
             )
-    return found
+    parents = {name.rsplit(".", k)[0] for name in found for k in range(1, name.count(".") + 1)}
+    return sorted(set(found) | parents)
 
 
 def _is_package(module_name: str) -> bool:

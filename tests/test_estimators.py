@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from sdscm_bench.estimators import base as base_module
 from sdscm_bench.estimators import registry
 from sdscm_bench.estimators.base import CAPABILITIES, EffectEstimate, EstimatorAdapter, check_inputs
 from sdscm_bench.estimators.conformal_ite import weighted_conformal_quantile
@@ -322,3 +324,106 @@ def test_discovery_is_fast_and_imports_no_heavy_library() -> None:
     assert result["names"] == ADAPTERS
     assert result["seconds"] < 2.0
     assert result["fp"] == registry.get_adapter("xlearner").fingerprint()  # stable across processes
+
+
+def test_unavailable_reason_names_the_extra_that_installs_the_library() -> None:
+    class NeedsEconml(ConstantAdapter):
+        name = "test_needs_econml"
+        library = "econml"
+        requires = ("not_a_real_module_xyz",)
+
+    class NeedsStochtree(NeedsEconml):
+        library = "stochtree"
+
+    class ExplicitExtra(NeedsEconml):
+        library = "some-other-distribution"
+        extra = "dowhy"
+
+    assert NeedsEconml.availability() == (
+        False,
+        "needs the Python module(s) not_a_real_module_xyz (PyPI distribution 'econml'), which is not "
+        "installed: pip install 'sdscm-bench[econml]'",
+    )
+    assert NeedsStochtree.availability()[1].endswith("pip install 'sdscm-bench[bart]'")
+    assert ExplicitExtra.availability()[1].endswith("pip install 'sdscm-bench[dowhy]'")
+    # a library no extra installs: the distribution itself
+    assert NeedsMissingLibrary.availability()[1].endswith("pip install not-a-real-distribution")
+    assert ConstantAdapter.availability() == (True, "")
+
+
+def test_builtin_fingerprints_hash_only_the_adapter_and_private_helpers() -> None:
+    """Built-in adapters keep their scope: their own module and ``sdscm_bench.estimators._*``."""
+    for name, cls in registry.available().items():
+        closure = base_module._source_closure(cls.__module__)
+        assert cls.__module__ in closure, name
+        others = [m for m in closure if m != cls.__module__]
+        assert all(m.startswith("sdscm_bench.estimators._") for m in others), (name, others)
+    assert base_module._source_closure("sdscm_bench.estimators.linear_dml") == [
+        "sdscm_bench.estimators._common",
+        "sdscm_bench.estimators._econml",
+        "sdscm_bench.estimators.linear_dml",
+    ]
+
+
+PLUGIN_FILES = {
+    "__init__.py": "",
+    "adapter.py": (
+        "import numpy as np\n"
+        "from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter\n"
+        "from . import helpers\n"
+        "\n"
+        "class PlugAdapter(EstimatorAdapter):\n"
+        "    name = 'test_plug'\n"
+        "    library = 'numpy'\n"
+        "\n"
+        "    def estimate(self, X, t, y, seed):\n"
+        "        from testplug_xyz.sub.deep import scale  # lazy, as adapters import\n"
+        "        return EffectEstimate(ate=scale(helpers.offset(y[t == 1].mean() - y[t == 0].mean())))\n"
+    ),
+    "helpers.py": "def offset(value):\n    return value + 0.0\n",
+    "sub/__init__.py": "",
+    "sub/deep.py": "from ..leaf import ONE\n\ndef scale(value):\n    return value * ONE\n",
+    "leaf.py": "ONE = 1.0\n",
+    "unused.py": "NOT_IMPORTED = True\n",
+}
+
+
+def _plug_fingerprint(root: Any) -> tuple[str, list[str]]:
+    """Fingerprint and source closure of the fake third-party adapter, in a fresh process."""
+    code = (
+        "import json; from testplug_xyz.adapter import PlugAdapter; "
+        "from sdscm_bench.estimators import base; "
+        "print(json.dumps([PlugAdapter().fingerprint(), base._source_closure(PlugAdapter.__module__)]))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    fp, closure = json.loads(out.stdout.strip().splitlines()[-1])
+    return fp, closure
+
+
+def test_third_party_fingerprint_covers_its_own_package_modules(tmp_path: Any) -> None:
+    package = tmp_path / "testplug_xyz"
+    for rel, text in PLUGIN_FILES.items():
+        (package / rel).parent.mkdir(parents=True, exist_ok=True)
+        (package / rel).write_text(text, encoding="utf-8")
+    first, closure = _plug_fingerprint(tmp_path)
+    # relative and absolute imports, at module level and inside estimate(), transitively
+    assert closure == [
+        "testplug_xyz",
+        "testplug_xyz.adapter",
+        "testplug_xyz.helpers",
+        "testplug_xyz.leaf",
+        "testplug_xyz.sub",
+        "testplug_xyz.sub.deep",
+    ]
+    assert _plug_fingerprint(tmp_path)[0] == first  # stable across processes
+
+    (package / "unused.py").write_text("NOT_IMPORTED = False\n", encoding="utf-8")
+    assert _plug_fingerprint(tmp_path)[0] == first  # a module the adapter does not import
+
+    (package / "helpers.py").write_text("def offset(value):\n    return value + 1.0\n", encoding="utf-8")
+    second = _plug_fingerprint(tmp_path)[0]
+    assert second != first  # a helper module of the adapter's own package
+
+    (package / "leaf.py").write_text("ONE = 2.0\n", encoding="utf-8")
+    assert _plug_fingerprint(tmp_path)[0] not in (first, second)  # reached through sub.deep
