@@ -101,6 +101,7 @@ def run(
     dtype: str = "auto",
     recompute: bool = False,
     require_quality: bool = False,
+    fit_timeout: float | None = None,
     write: bool = True,
     progress: bool = True,
 ) -> BenchmarkResult:
@@ -119,8 +120,9 @@ def run(
     ``./.sdscm-bench/compare/leaderboard.md`` with ``compare``), whose markdown is re-rendered; results
     stored there for the same adapter fingerprint and dataset are reused unless ``recompute``. With
     ``write=False`` stored results are still reused but nothing is written. ``compare``: a baseline
-    results file for the regression gate (``result.regressions``). Relative paths are relative to the
-    current directory.
+    results file for the regression gate (``result.regressions``). ``fit_timeout``: seconds after which
+    a fit is stopped and recorded as failed (``failure_reason`` "timeout"). Relative paths are relative
+    to the current directory.
     """
     call = {k: v for k, v in locals().items() if v != _DEFAULTS[k]}
     options = resolve_options(
@@ -139,6 +141,7 @@ def run(
         dtype=dtype,
         recompute=recompute,
         require_quality=require_quality,
+        fit_timeout=fit_timeout,
     )
     session = BenchSession(options, journaling=write, progress=lambda: plain_progress(progress))
     for notice in session.prepare():

@@ -7,6 +7,7 @@ values (command line > environment > ini) and turns a :class:`BenchmarkUsageErro
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -104,6 +105,7 @@ class Options:
     datasets_per_item: int = 0  # 0: one item per estimator × LM × setting
     variants: list[str] = field(default_factory=list)  # as given; empty means the base family only
     lm_refs: dict[str, LmRef] = field(default_factory=dict)  # key -> what to load
+    fit_timeout: float | None = None  # seconds per fit (runner.score_dataset); None: no limit
 
     def lm_ref(self, key: str) -> LmRef:
         return self.lm_refs.get(key) or resolve_lm(key)
@@ -127,6 +129,7 @@ class Options:
             "dtype": self.dtype,
             "recompute": self.recompute,
             "variants": self.variants or None,
+            "fit_timeout": self.fit_timeout,
         }
 
 
@@ -140,6 +143,19 @@ def positive_int(option: str, value: int | str | None, default: int) -> int:
     if number < 1:
         raise BenchmarkUsageError(option, f"expected a positive integer, got {value!r}")
     return number
+
+
+def positive_seconds(option: str, value: float | str | None) -> float | None:
+    """A positive, finite number of seconds, or None (no limit) when not given."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise BenchmarkUsageError(option, f"expected a positive number of seconds, got {value!r}")
+    return seconds
 
 
 def resolve_estimators(names: Sequence[str] | str | None) -> list[str]:
@@ -237,6 +253,7 @@ def resolve_options(
     dtype: str | None = None,
     recompute: bool = False,
     require_quality: bool = False,
+    fit_timeout: float | str | None = None,
     root: Path | None = None,
     base: Path | None = None,
 ) -> Options:
@@ -294,4 +311,5 @@ def resolve_options(
         datasets_per_item=positive_int("datasets_per_item", datasets_per_item, 0),
         variants=split_names(variants),
         lm_refs={r.key: r for r in refs},
+        fit_timeout=positive_seconds("fit_timeout", fit_timeout),
     )

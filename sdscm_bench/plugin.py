@@ -81,6 +81,7 @@ FLAGS = {
     "compare": "--compare",
     "cache_dir": "--sdscm-cache-dir",
     "dtype": "--dtype",
+    "fit_timeout": "--fit-timeout",
 }
 
 
@@ -188,6 +189,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "result for the same adapter fingerprint, dataset and setting (default: reuse them).",
     )  # fmt: skip
     add(
+        "--fit-timeout", "sdscm_fit_timeout", "string", "default --fit-timeout", metavar="SECONDS",
+        help="Stop a fit that runs longer than this and record it as failed (failure_reason 'timeout'); the "
+        "item fails and the run goes on. Default: no limit.",
+    )  # fmt: skip
+    add(
         "--require-quality", "sdscm_require_quality", "bool", "redraw failing datasets (true/false)",
         action="store_true", default=None,
         help="Generated LMs: redraw the seed of a dataset that violates the spec's quality thresholds (up to "
@@ -240,7 +246,16 @@ def resolve_options(config: pytest.Config) -> Options:
     lms, lm_base = _raw(config, "sdscm_lm")
     values = {
         name: _raw(config, f"sdscm_{name}")[0]
-        for name in ("estimator", "setting", "variant", "n_datasets", "units", "datasets_per_item", "dtype")
+        for name in (
+            "estimator",
+            "setting",
+            "variant",
+            "n_datasets",
+            "units",
+            "datasets_per_item",
+            "dtype",
+            "fit_timeout",
+        )
     }
     flags = {
         name: bool(_raw(config, f"sdscm_{name}")[0]) for name in ("box_plots", "recompute", "require_quality")
@@ -260,6 +275,7 @@ def resolve_options(config: pytest.Config) -> Options:
             compare=_path(config, "sdscm_compare"),
             cache_dir=_path(config, "sdscm_cache_dir", CACHE_ENV),
             dtype=values["dtype"],
+            fit_timeout=values["fit_timeout"],
             root=config.rootpath,
             base=lm_base or config.invocation_params.dir,
             **flags,

@@ -76,9 +76,10 @@ class BenchSession:
         """Check what can be checked before the first fit; returns notices for the user (not errors).
 
         Every LM's family, settings and variants, the paper data's sizes, the results file (must be
-        readable: it is merged into) and the baseline (loaded here).
+        readable: it is merged into; and its folder writable, unless nothing is written) and the
+        baseline (loaded here).
         """
-        from sdscm_bench.results_file import ResultsFileError, read_results
+        from sdscm_bench.results_file import ResultsFileError, check_writable, read_results
 
         opts = self.options
         for lm in opts.lms:
@@ -94,6 +95,8 @@ class BenchSession:
             )
         try:
             read_results(opts.results_json, missing_ok=True)
+            if self.journaling:
+                check_writable(opts.results_json, opts.leaderboard_md, hint="pass another leaderboard path")
         except ResultsFileError as exc:
             raise BenchmarkUsageError(
                 "leaderboard", f"{exc}; fix or move it, or pass another leaderboard path"
@@ -272,7 +275,14 @@ class BenchSession:
             if stored is not None:
                 record = stored | {"variant": case.variant, REUSED_FLAG: True}
             else:
-                record = score_dataset(adapter, ds, case.setting, ident, setup_error=setup_error)
+                record = score_dataset(
+                    adapter,
+                    ds,
+                    case.setting,
+                    ident,
+                    setup_error=setup_error,
+                    fit_timeout=self.options.fit_timeout,
+                )
                 record |= self.provenance()
                 if self.journaling:
                     self.journal().append(record)

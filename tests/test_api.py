@@ -115,6 +115,7 @@ def test_compare_runs_the_gate(cache: Path, tmp_path: Path, monkeypatch: pytest.
         ({"family": "no-such-family"}, "family: spec "),
         ({"variants": "nope"}, "variants: "),
         ({"lms": "paper-gpt5"}, "lms: unknown paper LM 'paper-gpt5'"),
+        ({"fit_timeout": -1}, "fit_timeout: expected a positive number of seconds, got -1"),
         ({"dtype": "int3"}, "dtype: expected one of auto, float32, bfloat16, float16, got 'int3'"),
     ],
 )
@@ -126,6 +127,16 @@ def test_bad_options_raise_one_line_usage_errors(
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
     assert isinstance(info.value, SdscmError)
     assert not (tmp_path / "board.md").exists()
+
+
+def test_an_unwritable_leaderboard_folder_stops_the_run_before_any_fit(cache: Path, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    board = tmp_path / "a-file" / "board.md"
+    with pytest.raises(
+        sdscm_bench.BenchmarkUsageError, match=r"^leaderboard: .*a-file.*pass another leaderboard"
+    ):
+        bench(cache, leaderboard=board, estimators="diff_in_means")
+    assert len(bench(cache, leaderboard=board, estimators="diff_in_means", write=False).records) == 4
 
 
 def test_a_local_checkpoint_runs_under_its_stable_key(cache: Path, tmp_path: Path) -> None:

@@ -289,6 +289,7 @@ def test_compare_gates_against_a_baseline(bench: pytest.Pytester, shared: dict[s
         (["--family=missing.yaml"], "*--family: spec *missing.yaml not found*"),
         (["--n-datasets=0"], "*--n-datasets: expected a positive integer, got '0'*"),
         (["--leaderboard=out.txt"], "*--leaderboard: expected the markdown file's path*"),
+        (["--fit-timeout=0"], "*--fit-timeout: expected a positive number of seconds, got '0'*"),
     ],
 )
 def test_bad_options_are_usage_errors(
@@ -512,6 +513,23 @@ def test_a_sigkilled_run_resumes_without_refitting(bench: pytest.Pytester, share
     assert expected in rerun.stdout
     assert len(read_results(bench.path / "leaderboard" / "results.parquet")["records"]) == 12
     assert not journal.exists()
+
+
+def test_fit_timeout_fails_a_slow_fit_and_the_run_goes_on(
+    bench: pytest.Pytester, shared: dict[str, Path], isolated_registry: None
+) -> None:
+    bench.makeconftest(SLOW_ADAPTER)  # sleeps 0.7 s per fit
+    args = toy_args(
+        shared, "--setting=all covariates", "--fit-timeout=0.2", estimators="sleepy,diff_in_means"
+    )
+    result = bench.runpytest(*args)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*sleepy-tiny-random-all_covariates: failed on 2 of 2 datasets:*"])
+    records = read_results(bench.path / "leaderboard" / "results.parquet")["records"]
+    sleepy = [r for r in records if r["estimator"] == "sleepy"]
+    assert len(sleepy) == 2 and all(r["failure_reason"] == "timeout" for r in sleepy)
+    assert all(r["fit_seconds"] < 0.6 for r in sleepy)
+    assert not any(r["failed"] for r in records if r["estimator"] == "diff_in_means")
 
 
 def junit_properties(path: Path) -> dict[str, dict[str, str]]:
