@@ -377,3 +377,25 @@ def test_released_data_benchmark_runs_with_the_core_install_only(tmp_path: Path)
     assert (tmp_path / "leaderboard" / "results.parquet").is_file()
     assert "pip install 'sdscm-bench[econml]'" in result["unavailable"]["linear_dml"]
     assert "pip install 'sdscm-bench[dowhy]'" in result["unavailable"]["dowhy_backdoor_lr"]
+
+
+def test_readme_extras_table_matches_the_adapters() -> None:
+    """Each adapter the README's Installation table lists under an extra names that extra when its
+    library is missing, and every built-in adapter is listed."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Installation", 1)[1].split("\n## ", 1)[0]
+    registry.available()
+    classes = dict(registry._decorated)
+    listed: set[str] = set()
+    for row in re.findall(r"^\| (.+?) \| .+? \| (.+?) \|$", section, flags=re.M):
+        extra, used_by = row[0].strip("` "), row[1]
+        names = [n for n in re.findall(r"`(\w+)`", used_by) if n in classes]
+        for name in names:
+            command = classes[name].install_command()
+            expected = "core" if extra == "(core)" else f"pip install 'sdscm-bench[{extra}]'"
+            assert (expected == "core" and "sdscm-bench[" not in command) or command == expected, (
+                name,
+                extra,
+            )
+        listed.update(names)
+    assert listed == set(classes)
