@@ -228,6 +228,23 @@ def _check_paper_lm(lm: str, paper_data: Path | None) -> None:
         )
 
 
+def resolve_family(spec: str | os.PathLike[str]) -> Path:
+    """A spec path, or the name of a shipped spec (``confounder``), as ``families.resolve_spec`` does.
+
+    Kept here so that planning a run imports no torch (``sdscm_bench.families`` imports the generator):
+    a benchmark on the released data needs only the core install. A test checks the two agree.
+    """
+    from sdscm_bench.paths import spec_dir
+
+    path = Path(spec)
+    if path.exists() or path.suffix:
+        return path
+    for ext in (".yaml", ".yml", ".toml", ".json"):
+        if (spec_dir() / f"{spec}{ext}").exists():
+            return spec_dir() / f"{spec}{ext}"
+    return path
+
+
 def _abs(value: str | os.PathLike[str] | None, base: Path) -> Path | None:
     if value is None or str(value) == "":
         return None
@@ -263,13 +280,12 @@ def resolve_options(
     directory); the default leaderboard goes under ``root`` (default: ``base``). ``paper_data`` and
     ``cache_dir`` default to ``$SDSCM_PAPER_DATA`` and ``$SDSCM_BENCH_CACHE``.
     """
-    from sdscm_bench.families import resolve_spec
     from sdscm_bench.paper_data import default_paper_data_dir
 
     base = Path.cwd() if base is None else Path(base)
     root = base if root is None else Path(root)
     paper = _abs(paper_data, base) or default_paper_data_dir()
-    spec = resolve_spec(str(family) if family not in (None, "") else DEFAULT_FAMILY)
+    spec = resolve_family(str(family) if family not in (None, "") else DEFAULT_FAMILY)
     if not spec.is_absolute() and not spec.exists():
         spec = base / spec
     baseline = _abs(compare, base)

@@ -230,12 +230,12 @@ def _path(config: pytest.Config, ini: str, env: str | None = None) -> Path | Non
 
 def _family(config: pytest.Config) -> Path | None:
     """``--family``: a shipped name, or a path relative to where it was given (command line or ini)."""
-    from sdscm_bench.families import resolve_spec
+    from sdscm_bench.plan import resolve_family
 
     value, base = _raw(config, "sdscm_family")
     if value is None:
         return None
-    family = resolve_spec(str(value))
+    family = resolve_family(str(value))
     if not family.is_absolute() and base is not None and not family.exists():
         family = base / family
     return family

@@ -156,3 +156,20 @@ def test_a_local_checkpoint_runs_under_its_stable_key(cache: Path, tmp_path: Pat
     assert {r["lm"] for r in result.records} == {key}
     assert key in (tmp_path / "lb" / "board.md").read_text()
     assert read_results(result.results_file)["runs"][0]["benchmark"]["lm_paths"] == {key: str(folder)}
+
+
+@pytest.mark.parametrize(
+    "spec", ["confounder", "oncology", "employment", "no-such-family", "datasets/collider.yaml", "x.yaml"]
+)
+def test_family_names_resolve_as_the_generator_resolves_them(
+    spec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan.resolve_family repeats families.resolve_spec so that planning imports no torch."""
+    from sdscm_bench.families import resolve_spec
+    from sdscm_bench.paths import repo_root
+    from sdscm_bench.plan import resolve_family
+
+    monkeypatch.chdir(repo_root())
+    assert resolve_family(spec) == resolve_spec(spec)
+    if spec in ("confounder", "employment"):
+        assert resolve_family(spec).is_file()
