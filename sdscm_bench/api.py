@@ -146,12 +146,14 @@ def run(
     session = BenchSession(options, journaling=write, progress=lambda: plain_progress(progress))
     for notice in session.prepare():
         warnings.warn(SdscmBenchWarning(notice), stacklevel=2)
-    for case in session.cases():  # grouped by estimator; datasets are loaded once per LM and variant
-        records = session.evaluate(case, session.datasets(case.lm, case.variant))
-        notice = session.unpaired_notice(case, records)
-        if notice is not None:
-            warnings.warn(SdscmBenchWarning(notice), stacklevel=2)
-    session.finish(command=_command(call))
+    try:
+        for case in session.cases():  # datasets are loaded once per LM and variant, then kept
+            records = session.evaluate(case, session.datasets(case.lm, case.variant))
+            notice = session.unpaired_notice(case, records)
+            if notice is not None:
+                warnings.warn(SdscmBenchWarning(notice), stacklevel=2)
+    finally:  # an LM that cannot be loaded, or Ctrl-C: what was fitted is still merged and rendered
+        session.finish(command=_command(call))
     written = session.written
     if written.get("error"):
         warnings.warn(

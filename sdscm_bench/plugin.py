@@ -370,7 +370,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_rootdir(config)
     session = BenchSession(resolve_options(config), run_id=run_id, progress=state.visible_output)
     try:
-        notices = session.prepare()  # checks the family, settings, variants, paper data, results, baseline
+        # The family, settings, variants, paper data, results file and baseline; --co writes nothing.
+        notices = session.prepare(check_outputs=not config.option.collectonly)
     except BenchmarkUsageError as exc:
         raise usage_error(exc) from None
     for notice in notices:

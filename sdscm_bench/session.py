@@ -72,12 +72,12 @@ class BenchSession:
 
     # -- checks before anything runs --------------------------------------------------------------
 
-    def prepare(self) -> list[str]:
+    def prepare(self, check_outputs: bool = True) -> list[str]:
         """Check what can be checked before the first fit; returns notices for the user (not errors).
 
         Every LM's family, settings and variants, the paper data's sizes, the results file (must be
-        readable: it is merged into; and its folder writable, unless nothing is written) and the
-        baseline (loaded here).
+        readable: it is merged into; and, with ``check_outputs``, its folder writable unless nothing is
+        written) and the baseline (loaded here).
         """
         from sdscm_bench.results_file import ResultsFileError, check_writable, read_results
 
@@ -95,7 +95,7 @@ class BenchSession:
             )
         try:
             read_results(opts.results_json, missing_ok=True)
-            if self.journaling:
+            if self.journaling and check_outputs:
                 check_writable(opts.results_json, opts.leaderboard_md, hint="pass another leaderboard path")
         except ResultsFileError as exc:
             raise BenchmarkUsageError(

@@ -173,3 +173,16 @@ def test_family_names_resolve_as_the_generator_resolves_them(
     assert resolve_family(spec) == resolve_spec(spec)
     if spec in ("confounder", "employment"):
         assert resolve_family(spec).is_file()
+
+
+def test_results_made_before_an_lm_fails_to_load_are_still_written(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdscm_bench.errors import ModelLoadError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the unknown hub id fails at once, without the network
+    board = tmp_path / "board.md"
+    with pytest.raises(ModelLoadError, match="cannot find LM 'nobody/no-such-model'"):
+        bench(cache, estimators="diff_in_means", lms="tiny-random,nobody/no-such-model", leaderboard=board)
+    records = read_results(board.with_name("results.parquet"))["records"]
+    assert len(records) == 4 and {r["lm"] for r in records} == {"tiny-random"}
