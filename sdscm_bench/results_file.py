@@ -455,30 +455,51 @@ def save_results(
     try:
         return (write or merge_results)(path, records, header)
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        doc = {"format_version": 1, "runs": [] if header is None else [dict(header)], "records": records}
-        text = json.dumps(_jsonable(doc), default=str, allow_nan=False, indent=1)
-        tried = []
-        for candidate in fallback_paths(path, fallback_dirs):
-            try:
-                _atomic_write_text(candidate, text)
-            except OSError as write_exc:
-                tried.append(f"{candidate.parent} ({write_exc.strerror or write_exc})")
-                continue
-            raise ResultsNotSavedError(
-                f"{path}: could not write the results there ({reason}); this run's {len(records)} records are "
-                f"saved in {candidate}; {hint}, then merge them with "
-                f"`python -c \"from sdscm_bench.results_file import merge_saved; merge_saved('{candidate}', "
-                f"'{path}')\"`",
-                path,
-                candidate,
-            ) from exc
-        raise ResultsNotSavedError(
-            f"{path}: could not write the results there ({reason}), nor save them anywhere else (tried "
-            f"{'; '.join(tried)}); {hint}",
+        raise save_fallback(path, records, header, exc, fallback_dirs=fallback_dirs, hint=hint) from exc
+
+
+def save_fallback(
+    path: str | Path,
+    records: Iterable[Mapping[str, Any]],
+    header: Mapping[str, Any] | None,
+    reason: BaseException | str,
+    *,
+    fallback_dirs: Iterable[str | Path] = (),
+    hint: str = WHERE_HINT,
+) -> ResultsNotSavedError:
+    """Save records that could not go to ``path`` (because of ``reason``) in a fallback file.
+
+    For callers that caught the failure themselves. Writes a format-1 JSON results file in the first
+    writable place of :func:`fallback_paths` and returns (does not raise) the :class:`ResultsNotSavedError`
+    to report: its ``fallback`` is the file, or None when nowhere could be written.
+    """
+    path = Path(path)
+    records = [dict(r) for r in records]
+    if isinstance(reason, BaseException):
+        reason = f"{type(reason).__name__}: {reason}"
+    doc = {"format_version": 1, "runs": [] if header is None else [dict(header)], "records": records}
+    text = json.dumps(_jsonable(doc), default=str, allow_nan=False, indent=1)
+    tried = []
+    for candidate in fallback_paths(path, fallback_dirs):
+        try:
+            _atomic_write_text(candidate, text)
+        except OSError as write_exc:
+            tried.append(f"{candidate.parent} ({write_exc.strerror or write_exc})")
+            continue
+        return ResultsNotSavedError(
+            f"{path}: could not write the results there ({reason}); this run's {len(records)} records are "
+            f"saved in {candidate}; {hint}, then merge them with "
+            f"`python -c \"from sdscm_bench.results_file import merge_saved; merge_saved('{candidate}', "
+            f"'{path}')\"`",
             path,
-            None,
-        ) from exc
+            candidate,
+        )
+    return ResultsNotSavedError(
+        f"{path}: could not write the results there ({reason}), nor save them anywhere else (tried "
+        f"{'; '.join(tried)}); {hint}",
+        path,
+        None,
+    )
 
 
 def merge_saved(saved: str | Path, path: str | Path) -> dict[str, Any]:

@@ -655,3 +655,13 @@ def test_unwritable_cache_for_the_embedded_model_is_a_clear_error(tmp_path: Path
     (tmp_path / "models").write_text("a file where the models folder goes")  # mkdir fails, also as root
     with pytest.raises(ModelLoadError, match=r"cache folder .*models is not writable.*SDSCM_BENCH_CACHE"):
         embedded_checkpoint(tmp_path)
+
+
+def test_save_fallback_for_callers_that_caught_the_failure(tmp_path: Path) -> None:
+    from sdscm_bench.results_file import read_results, save_fallback
+
+    error = save_fallback(tmp_path / "lb" / "results.parquet", [_record("d1")], {"run_id": "r"}, OSError("disk full"),
+                          fallback_dirs=[tmp_path / "cache"])  # fmt: skip
+    assert error.fallback is not None and error.fallback.parent == tmp_path / "cache"
+    assert "OSError: disk full" in str(error) and str(error.fallback) in str(error)
+    assert read_results(error.fallback)["records"][0]["dataset"] == "d1"
