@@ -334,12 +334,6 @@ print(json.dumps({"code": int(code), "unavailable": registry.unavailable(), "imp
 
 
 @pytest.mark.paper_data
-@pytest.mark.xfail(
-    strict=True,
-    reason="sdscm_bench.plugin.resolve_options imports sdscm_bench.families (for resolve_spec), which "
-    "imports torch through cache -> generate -> lm: the released-data path needs [generate] until "
-    "resolve_spec is importable without torch (issue 9)",
-)
 def test_released_data_benchmark_runs_with_the_core_install_only(tmp_path: Path) -> None:
     """The benchmark on released data with the scikit-learn adapters, every module that only an
     extra installs made unimportable (the core install, without building a fresh environment)."""
