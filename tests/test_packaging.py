@@ -219,8 +219,14 @@ def _build_wheel(source: Path, out: Path) -> Path:
     return wheel
 
 
-def test_wheel_holds_the_package_its_adapters_and_specs_and_declares_the_extras(tmp_path: Path) -> None:
-    wheel = _build_wheel(_clean_copy(tmp_path / "src"), tmp_path / "dist")
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdscm-bench wheel built from a clean copy of the checkout (once per module)."""
+    root = tmp_path_factory.mktemp("wheel")
+    return _build_wheel(_clean_copy(root / "src"), root / "dist")
+
+
+def test_wheel_holds_the_package_its_adapters_and_specs_and_declares_the_extras(wheel: Path) -> None:
     version = PYPROJECT["project"]["version"]
     dist_info = f"sdscm_bench-{version}.dist-info"
     with zipfile.ZipFile(wheel) as zf:
@@ -245,6 +251,50 @@ def test_wheel_holds_the_package_its_adapters_and_specs_and_declares_the_extras(
         r"^\[pytest11\]\n(?:.*\n)*?sdscm_bench\.plugin = sdscm_bench\.plugin$", entry_points, re.M
     )
     assert "sdscm-bench = sdscm_bench.cli:main" in entry_points
+
+
+@pytest.mark.paper_data
+@pytest.mark.xfail(
+    strict=True,
+    reason="sdscm_bench.paper_data.ONCOLOGY_SPEC is <package>/../datasets/oncology.yaml, which an installed "
+    "wheel lacks (it ships sdscm_bench/specs/oncology.yaml): paper LMs fail with '--family: .../datasets/"
+    "oncology.yaml cannot be read' until it uses paths.spec_dir() (issue 9)",
+)
+def test_installed_wheel_runs_the_released_data_benchmark_from_an_empty_directory(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """The wheel's files, not the checkout's, on an empty directory's benchmark run (the fast half of
+    examples/outside-use.sh: the dependencies come from this environment, not a fresh one)."""
+    if not (PAPER_DATA / "gpt2.parquet").is_file():
+        pytest.skip(f"no released data at {PAPER_DATA}")
+    target, run = tmp_path / "site", tmp_path / "run"
+    run.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import sys, pytest, sdscm_bench; print(sdscm_bench.__file__, flush=True); "
+        "sys.exit(pytest.main(sys.argv[1:]))"
+    )
+    args = [
+        "-p",
+        "no:cacheprovider",
+        "--estimator=ols_slearner",
+        "--lm=paper-gpt2,paper-llama-3-8b",
+        "--n-datasets=1",
+        f"--paper-data={PAPER_DATA}",
+        f"--sdscm-cache-dir={tmp_path / 'cache'}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=run, capture_output=True, text=True, env=env, timeout=600
+    )
+    assert out.stdout.splitlines()[0].startswith(str(target)), out.stdout[:500]  # the wheel's copy ran
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (run / "leaderboard" / "leaderboard.md").is_file()
+    assert (run / "leaderboard" / "results.parquet").is_file()
 
 
 # -- the example adapter package ------------------------------------------------------------------
