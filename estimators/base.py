@@ -281,6 +281,7 @@ def distribution_version(dist: str) -> str:
 
 
 _SOURCE_CACHE: dict[str, str] = {}
+_CLOSURE_CACHE: dict[str, tuple[str, ...]] = {}
 _HELPER_IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+(sdscm_bench\.estimators\._\w+)", re.MULTILINE)
 
 
@@ -292,6 +293,8 @@ def _source_closure(module_name: str) -> list[str]:
     editing the plug-in's helper module changes the fingerprint as editing a built-in helper does.
     Other libraries are covered by their versions, not their source.
     """
+    if module_name in _CLOSURE_CACHE:  # sources are read once per process too (_SOURCE_CACHE)
+        return list(_CLOSURE_CACHE[module_name])
     top = module_name.partition(".")[0]
     own_package = top != "sdscm_bench"
     seen: list[str] = []
@@ -305,6 +308,7 @@ def _source_closure(module_name: str) -> list[str]:
         todo.extend(_HELPER_IMPORT_RE.findall(source))
         if own_package:
             todo.extend(_imports_within(name, source, top))
+    _CLOSURE_CACHE[module_name] = tuple(sorted(seen))
     return sorted(seen)
 
 
