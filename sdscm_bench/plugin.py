@@ -390,16 +390,18 @@ def items_module_path() -> Path:
 def _collect_benchmark_items(config: pytest.Config) -> None:
     """Collect the package's item module instead of the project's tests (they would all be deselected).
 
-    Arguments that name the item module itself (``.../bench_items.py::test_estimator[...]``) are kept,
-    so node ids still select items. xdist workers run this hook too, on the controller's arguments.
+    Arguments that name the item module, by its path or by its node id (``sdscm_bench/bench_items.py::
+    test_estimator[...]``, as reports print it, wherever the package lies), are kept, so node ids
+    still select items. xdist workers run this hook too, on the controller's arguments.
     """
     module = items_module_path().resolve()
     keep = []
     for arg in config.args:
-        path = Path(arg.split("::", 1)[0])
+        name, sep, rest = arg.partition("::")
+        path = Path(name)
         path = path if path.is_absolute() else config.invocation_params.dir / path
-        if path.exists() and path.resolve() == module:
-            keep.append(arg)
+        if name == ITEMS_NODE_ID or (path.exists() and path.resolve() == module):
+            keep.append(f"{module}{sep}{rest}")
     config.args = keep or [str(module)]
     config.args_source = pytest.Config.ArgsSource.ARGS
     # Collecting a file loads the conftest.py files of its parent folders that lie outside the rootdir's

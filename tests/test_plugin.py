@@ -150,6 +150,10 @@ def test_items_have_ids_and_k_selects_them(bench: pytest.Pytester, shared: dict[
         ]
     )
     assert not (bench.path / "leaderboard").exists()  # nothing ran, nothing written
+    # A node id as reports print it selects its item, though the package lies outside this folder.
+    node = "sdscm_bench/bench_items.py::test_estimator[diff_in_means-tiny-random-hidden_confounding]"
+    by_id = bench.runpytest(*toy_args(shared, "--collect-only", "-q"), node)
+    by_id.stdout.fnmatch_lines([node, "1 test collected*"])
 
 
 def test_without_benchmark_mode_only_unit_tests_run(bench: pytest.Pytester) -> None:
@@ -530,6 +534,19 @@ def test_fit_timeout_fails_a_slow_fit_and_the_run_goes_on(
     assert len(sleepy) == 2 and all(r["failure_reason"] == "timeout" for r in sleepy)
     assert all(r["fit_seconds"] < 0.6 for r in sleepy)
     assert not any(r["failed"] for r in records if r["estimator"] == "diff_in_means")
+
+
+def test_every_option_of_the_plan_has_a_flag(pytester: pytest.Pytester) -> None:
+    """A usage error of sdscm_bench.plan names the plugin's flag: every option must have one, and exist."""
+    import inspect
+
+    from sdscm_bench.plan import resolve_options
+    from sdscm_bench.plugin import FLAGS
+
+    named = set(inspect.signature(resolve_options).parameters) - {"root", "base"}
+    assert named - {"box_plots", "recompute", "require_quality"} == set(FLAGS)  # flags without a value
+    usage = pytester.runpytest("-p", "sdscm_bench.plugin", "--help").stdout.str()
+    assert all(f"{flag}=" in usage or f"{flag} " in usage for flag in FLAGS.values())
 
 
 def junit_properties(path: Path) -> dict[str, dict[str, str]]:
