@@ -414,7 +414,8 @@ def _collect_benchmark_items(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makemodule(module_path: Path, parent: Any) -> pytest.Module | None:
-    """Give the item module the node id ``sdscm_bench/bench_items.py`` wherever the package lies.
+    """Give the item module the node id ``sdscm_bench/bench_items.py`` wherever the package lies, and
+    collect its item whatever name patterns the project configures.
 
     Outside the rootdir pytest would name it ``""`` (ids ``::test_estimator[...]``, an empty JUnit
     classname); inside, by a path through the virtual environment. One id keeps reports comparable.
@@ -422,7 +423,17 @@ def pytest_pycollect_makemodule(module_path: Path, parent: Any) -> pytest.Module
     state = _state(parent.config)
     if state is None or not state.enabled or module_path.resolve() != items_module_path().resolve():
         return None
-    return pytest.Module.from_parent(parent, path=module_path, nodeid=ITEMS_NODE_ID)
+    return ItemsModule.from_parent(parent, path=module_path, nodeid=ITEMS_NODE_ID)
+
+
+class ItemsModule(pytest.Module):
+    """The item module, collected whatever the project's ``python_functions``/``python_classes`` say."""
+
+    def funcnamefilter(self, name: str) -> bool:
+        return name == "test_estimator"
+
+    def classnamefilter(self, name: str) -> bool:
+        return False
 
 
 PATH_OPTIONS = ("--compare", "--leaderboard", "--paper-data", "--family", "--sdscm-cache-dir", "--lm")

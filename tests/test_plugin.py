@@ -324,6 +324,19 @@ def test_ini_keys_set_the_defaults(bench: pytest.Pytester, shared: dict[str, Pat
     plain.assert_outcomes(passed=1)
 
 
+def test_items_are_collected_whatever_name_patterns_the_project_sets(
+    bench: pytest.Pytester, shared: dict[str, Path]
+) -> None:
+    bench.makeini("[pytest]\npython_files = check_*.py\npython_functions = check_*\npython_classes = Check\n")
+    result = bench.runpytest(*toy_args(shared, "--collect-only", "-q", estimators="diff_in_means"))
+    result.stdout.fnmatch_lines(
+        [
+            "sdscm_bench/bench_items.py::test_estimator[diff_in_means-tiny-random-all_covariates]",
+            "2 tests collected*",
+        ]
+    )
+
+
 def test_records_survive_a_failed_leaderboard_write(
     bench: pytest.Pytester, shared: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
