@@ -55,7 +55,11 @@ fi
 "$PYTHON" -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
 "$VPY" -m pip install -q --upgrade pip
-"$VPY" -m pip wheel -q --no-deps -w "$WORK/wheels" "$WORK/src" "$ADAPTER_PACKAGE"
+case "$ADAPTER_PACKAGE/" in  # a package inside this checkout is built from the copy too
+  "$REPO"/*) ADAPTER_SOURCE="$WORK/src/${ADAPTER_PACKAGE#"$REPO"/}" ;;
+  *) ADAPTER_SOURCE=$ADAPTER_PACKAGE ;;
+esac
+"$VPY" -m pip wheel -q --no-deps -w "$WORK/wheels" "$WORK/src" "$ADAPTER_SOURCE"
 SDSCM_WHEEL=$(ls "$WORK"/wheels/sdscm_bench-*.whl)
 ADAPTER_WHEELS=$(ls "$WORK"/wheels/*.whl | grep -v "/sdscm_bench-")
 
