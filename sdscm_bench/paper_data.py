@@ -28,12 +28,14 @@ import pyarrow.parquet as pq
 
 from sdscm_bench.dataset import FORMAT_VERSION, SDSCMDataset, do_suffix, logp_column
 from sdscm_bench.errors import SdscmError
+from sdscm_bench.paths import spec_dir
 from sdscm_bench.spec import Family, load_family
 
 PAPER_LMS = ("gpt2", "llama-3-8b")
 ENV_VAR = "SDSCM_PAPER_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ONCOLOGY_SPEC = REPO_ROOT / "datasets" / "oncology.yaml"
+#: The shipped spec (package data, so an installed wheel has it too; ``datasets/`` in a checkout).
+ONCOLOGY_SPEC = spec_dir() / "oncology.yaml"
 SCORING = "paper-mean-logits"
 SCORING_NOTE = (
     "scores are the reference code's averages of per-token log-probabilities (propensity and "
