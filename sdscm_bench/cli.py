@@ -1,4 +1,4 @@
-"""Command line: ``sdscm-bench generate|show|validate|publish|migrate-results``.
+"""Command line: ``sdscm-bench generate|show|validate|publish|migrate-results|merge-saved``.
 
 Bad input exits non-zero with one clear line.
 """
@@ -145,7 +145,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for i, name in enumerate(family.order()):
         var = family.by_name[name]
         parents = ", ".join(var.parents) or "-"
-        flag = " (exogenous)" if var.exogenous else ""
+        flag = (" (exogenous)" if not var.parents else " (not intervenable)") if var.exogenous else ""
         print(f"  {i:2d}. {name}{flag} <- {parents}  [{len(var.candidates)} candidates]")
     for setting, observed in family.settings.items():
         print(f"setting {setting!r}: observes {', '.join(observed)}")
@@ -242,8 +242,8 @@ N_RECORDS_NOTE = (
 def _run_size(benchmark: object) -> int | None:
     """Records a run was asked for: estimators x datasets x settings of each LM; None if not derivable."""
     from sdscm_bench.families import resolve_spec
+    from sdscm_bench.lm_names import PAPER_PREFIX
     from sdscm_bench.paper_data import oncology_family
-    from sdscm_bench.plugin import PAPER_PREFIX
     from sdscm_bench.spec import load_family
 
     if not isinstance(benchmark, dict):
@@ -312,6 +312,14 @@ def _cmd_migrate_results(args: argparse.Namespace) -> int:
         f"wrote {new}: {len(back['records'])} records, {len(runs)} runs; "
         f"{old.stat().st_size:,} bytes -> {new.stat().st_size:,} bytes"
     )
+    return 0
+
+
+def _cmd_merge_saved(args: argparse.Namespace) -> int:
+    from sdscm_bench.results_file import merge_saved
+
+    doc = merge_saved(args.saved, args.into)
+    print(f"merged {args.saved} into {args.into} ({len(doc['records'])} records there); removed {args.saved}")
     return 0
 
 
@@ -419,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("old", help="format-1 results JSON")
     mig.add_argument("new", help="parquet file to write (e.g. leaderboard/results.parquet)")
     mig.set_defaults(func=_cmd_migrate_results)
+    merge = sub.add_parser(
+        "merge-saved", help="merge records a run saved elsewhere (its results file was not writable)"
+    )
+    merge.add_argument("saved", help="the fallback file the run named (sdscm-results-unsaved-*.json)")
+    merge.add_argument("into", help="the results file they belong in (e.g. leaderboard/results.parquet)")
+    merge.set_defaults(func=_cmd_merge_saved)
     return parser
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from filelock import FileLock
 
+from sdscm_bench import lm_names
 from sdscm_bench.errors import ModelLoadError
 from sdscm_bench.paths import CACHE_ENV, cache_root
 
@@ -226,7 +227,9 @@ def lm_identity(name: str, dtype: str | None = "auto", device: str | None = "aut
     else:
         source = _local_source(name)
         weights = [p for p in source.glob("*") if p.suffix in (".safetensors", ".bin")]
-        lm_id, fingerprint = name, _file_fingerprint(weights)
+        fingerprint = _file_fingerprint(weights)
+        # A local directory is keyed by name and weights, not by its path (machine-independent cache keys).
+        lm_id = lm_names.lm_key(name) if Path(name).expanduser().is_dir() else name
     return {"lm": lm_id, "weights_fingerprint": fingerprint, "dtype": dtype, "device": device}
 
 

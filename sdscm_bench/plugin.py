@@ -588,6 +588,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"could not write the leaderboard: {written['error']}", red=True)
         if written.get("dump"):
             tr.write_line(f"this run's records were saved to {written['dump']}", red=True)
+            tr.write_line(
+                f"merge them once the folder can be written: sdscm-bench merge-saved {written['dump']} "
+                f"{bench.options.results_json}",
+                red=True,
+            )
+        else:
+            tr.write_line(written.get("saved", "this run's records could not be saved"), red=True)
     else:
         tr.write_line(
             f"leaderboard: {written['md']}  results: {written['json']} "

@@ -489,8 +489,7 @@ def save_fallback(
         return ResultsNotSavedError(
             f"{path}: could not write the results there ({reason}); this run's {len(records)} records are "
             f"saved in {candidate}; {hint}, then merge them with "
-            f"`python -c \"from sdscm_bench.results_file import merge_saved; merge_saved('{candidate}', "
-            f"'{path}')\"`",
+            f"`sdscm-bench merge-saved {candidate} {path}`",
             path,
             candidate,
         )

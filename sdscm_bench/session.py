@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sdscm_bench.errors import SdscmError
 from sdscm_bench.plan import PAPER_PREFIX, BenchmarkUsageError, Case, Options, slug
 from sdscm_bench.runner import adapter_ident, dataset_fingerprint, error_text, score_dataset
-from sdscm_bench.store import Journal, journal_dir, json_default, reuse_key, stored_index
+from sdscm_bench.store import Journal, journal_dir, reuse_key, stored_index
 
 if TYPE_CHECKING:
     from sdscm_bench.dataset import SDSCMDataset
@@ -391,12 +389,20 @@ class BenchSession:
             if opts.box_plots:
                 self.written["plots"] = box_plots(doc["records"], opts.leaderboard_md.parent)
         except Exception as exc:
-            dump = opts.results_json.with_name(f"results.unmerged-{os.getpid()}.json")
-            with contextlib.suppress(OSError):
-                dump.parent.mkdir(parents=True, exist_ok=True)
-                dump.write_text(json.dumps({"runs": [header], "records": self.records}, default=json_default))
-                self.written["dump"] = dump
+            # Next to the results file if that folder takes it, else the cache, else the temp folder.
+            from sdscm_bench.results_file import save_fallback
+
+            saved = save_fallback(
+                opts.results_json,
+                self.records,
+                header,
+                exc,
+                fallback_dirs=[opts.results_json.parent, cache_root(opts.cache_dir)],
+            )
+            if saved.fallback is not None:
+                self.written["dump"] = saved.fallback
             self.written["error"] = error_text(exc)
+            self.written["saved"] = str(saved)
 
     def quality_lines(self) -> tuple[int, list[str]]:
         """Datasets unfit to rank estimators (no overlap, degenerate effects or outcome), by name.

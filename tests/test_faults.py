@@ -410,7 +410,7 @@ def test_read_only_leaderboard_folder_by_permissions(tmp_path: Path) -> None:
 
 def test_results_that_cannot_be_written_go_to_a_fallback_file(tmp_path: Path, monkeypatch) -> None:
     from sdscm_bench.leaderboard import write_leaderboard
-    from sdscm_bench.results_file import ResultsNotSavedError, merge_saved, read_results, save_results
+    from sdscm_bench.results_file import ResultsNotSavedError, read_results, save_results
 
     lb, cache = tmp_path / "lb", tmp_path / "cache"
     results, md = lb / "results.parquet", lb / "leaderboard.md"
@@ -428,12 +428,15 @@ def test_results_that_cannot_be_written_go_to_a_fallback_file(tmp_path: Path, mo
     assert fallback is not None and fallback.parent == cache and fallback.exists()
     message = str(exc.value)
     assert str(results) in message and "Read-only file system" in message and str(fallback) in message
-    assert "2 records" in message and "merge_saved" in message
+    assert "2 records" in message and f"sdscm-bench merge-saved {fallback} {results}" in message
     assert results.read_bytes() == before  # nothing written earlier is lost or half-overwritten
     saved = read_results(fallback)
     assert [r["dataset"] for r in saved["records"]] == ["d1", "d2"] and saved["runs"] == [{"run_id": "now"}]
-    monkeypatch.undo()  # the folder is writable again: merge the saved records in
-    doc = merge_saved(fallback, results)
+    monkeypatch.undo()  # the folder is writable again: merge the saved records in, as the message says
+    from sdscm_bench.cli import main
+
+    assert main(["merge-saved", str(fallback), str(results)]) == 0
+    doc = read_results(results)
     assert sorted(r["dataset"] for r in doc["records"]) == ["d0", "d1", "d2"] and not fallback.exists()
     assert [run.get("run_id") for run in doc["runs"]] == ["earlier", "now"]
 

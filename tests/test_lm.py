@@ -6,6 +6,7 @@ import pytest
 
 from sdscm_bench.errors import ModelLoadError
 from sdscm_bench.lm import build_tiny_random_lm, lm_identity, load_lm
+from sdscm_bench.lm_names import lm_key
 from sdscm_bench.scoring import CandidateScorer
 
 
@@ -27,7 +28,7 @@ def test_local_path_loads_and_scores_like_the_in_memory_model(checkpoint):
     b = CandidateScorer(in_memory).score(context, candidates)
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-6
     assert from_path.describe() == lm_identity(str(checkpoint), "float32", "cpu")
-    assert from_path.describe()["lm"] == str(checkpoint)
+    assert from_path.describe()["lm"] == lm_key(str(checkpoint))  # name + weights, not the path
 
 
 def test_weights_fingerprint_follows_the_weights(checkpoint, tmp_path):

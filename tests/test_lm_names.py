@@ -68,3 +68,10 @@ def test_the_plan_uses_the_key_and_loads_from_the_path(tmp_path: Path) -> None:
     assert options.lm_ref(key).source == str(model.resolve())
     assert options.as_header()["lm_paths"] == {key: str(model.resolve())}
     assert Case("diff_in_means", key, "all covariates").id == f"diff_in_means-{key}-all_covariates"
+
+
+def test_cache_identity_of_a_local_directory_does_not_depend_on_its_path(tmp_path: Path) -> None:
+    """The dataset cache key uses the LM identity: a moved checkout must not regenerate its datasets."""
+    one = lm.lm_identity(str(checkpoint(tmp_path / "x" / "ckpt")), "float32", "cpu")
+    two = lm.lm_identity(str(checkpoint(tmp_path / "y" / "ckpt")), "float32", "cpu")
+    assert one == two and one["lm"] == lm_key(str(tmp_path / "x" / "ckpt")) and str(tmp_path) not in one["lm"]

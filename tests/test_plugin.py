@@ -349,8 +349,9 @@ def test_records_survive_a_failed_leaderboard_write(
     result = bench.runpytest(*toy_args(shared, "-k", "all_covariates", estimators="diff_in_means"))
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
     result.stdout.fnmatch_lines(["could not write the leaderboard: OSError('disk full')", "*were saved to *"])
-    (dump,) = (bench.path / "leaderboard").glob("results.unmerged-*.json")
+    (dump,) = (bench.path / "leaderboard").glob("sdscm-results-unsaved-results-*.json")
     assert len(read_json(dump)["records"]) == 2
+    result.stdout.fnmatch_lines(["*sdscm-bench merge-saved*"])
 
 
 @pytest.mark.paper_data
