@@ -106,6 +106,8 @@ class Options:
     variants: list[str] = field(default_factory=list)  # as given; empty means the base family only
     lm_refs: dict[str, LmRef] = field(default_factory=dict)  # key -> what to load
     fit_timeout: float | None = None  # seconds per fit (runner.score_dataset); None: no limit
+    #: With ``all``: adapters left out because their library is missing, name -> reason (names the extra).
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def lm_ref(self, key: str) -> LmRef:
         return self.lm_refs.get(key) or resolve_lm(key)
@@ -179,6 +181,17 @@ def resolve_estimators(names: Sequence[str] | str | None) -> list[str]:
             "estimators", f"unknown estimator {name!r}. Available estimators: {listing} (or 'all')"
         )
     return wanted
+
+
+def unavailable_under_all(names: Sequence[str] | str | None) -> dict[str, str]:
+    """The adapters ``all`` leaves out (library missing), with the reason naming the extra to install.
+
+    They become skipped items, so a run says what it did not cover instead of silently covering less.
+    """
+    from sdscm_bench.estimators.registry import unavailable
+
+    wanted = split_names(names)
+    return dict(sorted(unavailable().items())) if not wanted or "all" in wanted else {}
 
 
 def resolve_lms(names: Sequence[str] | str | None, paper_data: Path | None, base: Path) -> list[LmRef]:
@@ -328,4 +341,5 @@ def resolve_options(
         variants=split_names(variants),
         lm_refs={r.key: r for r in refs},
         fit_timeout=positive_seconds("fit_timeout", fit_timeout),
+        unavailable=unavailable_under_all(estimators),
     )

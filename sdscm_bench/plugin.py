@@ -494,6 +494,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                          marks=pytest.mark.benchmark, id=case.id)
             for case in state.session.cases()
         ]  # fmt: skip
+        # Adapters that --estimator=all / --benchmark cannot run here: one skipped item each, reason and extra.
+        params += [
+            pytest.param(None, None, marks=[pytest.mark.skip(reason=f"{name}: {why}"), pytest.mark.benchmark],
+                         id=f"{name}-unavailable")
+            for name, why in state.session.options.unavailable.items()
+        ]  # fmt: skip
     # Session scope: pytest groups the items by LM (and variant) and sets their datasets up once.
     metafunc.parametrize(argnames, params, indirect=["sdscm_datasets"], scope="session")
 

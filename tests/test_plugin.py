@@ -732,3 +732,37 @@ def test_variant_option_parametrizes_items_and_records_carry_the_variant(
     ini = bench.runpytest(*[a for a in args if not a.startswith("--family=")], "--family=toy_variants.yaml",
                           "--collect-only", "-q")  # fmt: skip
     ini.stdout.fnmatch_lines(["*diff_in_means-tiny-random-strong_confounding-all_covariates*"])
+
+
+MISSING_LIBRARY_ADAPTER = """
+from sdscm_bench.estimators.base import EffectEstimate, EstimatorAdapter
+from sdscm_bench.estimators.registry import register
+
+
+@register
+class NeedsMissing(EstimatorAdapter):
+    name = "needs_missing"
+    library = "no-such-library"
+    requires = ("no_such_module_xyz",)
+    extra = "nosuch"
+
+    def estimate(self, X, t, y, seed):
+        raise AssertionError("never fitted: its library is missing")
+"""
+
+
+def test_all_lists_adapters_without_their_library_as_skipped_items(
+    bench: pytest.Pytester, shared: dict[str, Path], isolated_registry: None
+) -> None:
+    """--estimator=all skips, naming the extra, what it cannot run here, instead of silently covering less."""
+    bench.makeconftest(MISSING_LIBRARY_ADAPTER)
+    result = bench.runpytest(*toy_args(shared, "--co", "-q", estimators="all"))
+    result.stdout.fnmatch_lines(["*test_estimator?needs_missing-unavailable?*"])
+    assert "needs_missing-tiny-random" not in result.stdout.str()
+    result = bench.runpytest(
+        *toy_args(shared, "-rs", "-k", "needs_missing or diff_in_means and all_covariates", estimators="all")
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["SKIPPED*needs_missing: *no_such_module_xyz*pip install 'sdscm-bench?nosuch?'*"]
+    )
