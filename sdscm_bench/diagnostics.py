@@ -33,6 +33,9 @@ DEFAULT_THRESHOLDS: dict[str, float | None] = {
     "max_outcome_share": 0.95,  # share of the most common outcome value (near-constant outcome)
     "max_value_share": 0.99,  # share of the most common value of any spec variable (near-constant variable)
 }
+#: Bumped when what :func:`diagnose` computes changes; stored diagnostics of another version are redone.
+#: 2: a score or probability outcome's sampled value is left out of ``max_value_share``.
+DIAGNOSTICS_VERSION = 2
 
 #: Diagnostics copied into every benchmark record (prefixed ``data_``), for the leaderboard's summary.
 RECORD_FIELDS: tuple[str, ...] = (
@@ -80,7 +83,7 @@ def diagnose(ds: SDSCMDataset) -> dict[str, Any]:
     rows = ds.table["t"].to_numpy() >= 0
     t, y, ite = ds.t, ds.y, ds.ite
     n = int(t.size)
-    out: dict[str, Any] = {"n_units": n}
+    out: dict[str, Any] = {"version": DIAGNOSTICS_VERSION, "n_units": n}
     if n == 0:
         return out
     out["treated_share"] = float(t.mean())
@@ -169,9 +172,13 @@ def record_fields(diag: Mapping[str, Any]) -> dict[str, float | None]:
 
 
 def dataset_diagnostics(ds: SDSCMDataset) -> dict[str, Any]:
-    """The dataset's diagnostics: stored in its metadata at generation, else computed now and kept there."""
+    """The dataset's diagnostics: stored in its metadata at generation, else computed now and kept there.
+
+    Stored diagnostics of another :data:`DIAGNOSTICS_VERSION` (older code) are recomputed, so a cached
+    dataset never reports what the current checks would not.
+    """
     diag = ds.meta.get("diagnostics")
-    if not isinstance(diag, dict):
+    if not isinstance(diag, dict) or diag.get("version") != DIAGNOSTICS_VERSION:
         diag = diagnose(ds)
         ds.meta["diagnostics"] = diag
     return diag

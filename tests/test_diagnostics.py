@@ -9,6 +9,7 @@ import pytest
 from sdscm_bench.dataset import SDSCMDataset
 from sdscm_bench.diagnostics import (
     DEFAULT_THRESHOLDS,
+    DIAGNOSTICS_VERSION,
     dataset_diagnostics,
     diagnose,
     ipw_ess_share,
@@ -140,3 +141,14 @@ def test_record_fields_and_caching_in_metadata():
         "data_max_outcome_share", "data_dim_bias",
     }  # fmt: skip
     assert fields["data_treated_share"] == diag["treated_share"]
+
+
+def test_stored_diagnostics_of_older_code_are_recomputed():
+    """A cached dataset keeps its diagnostics in its metadata; another DIAGNOSTICS_VERSION is redone."""
+    ds = healthy()
+    ds.meta["diagnostics"] = {"treated_share": 0.99}  # written by older code (no version)
+    assert dataset_diagnostics(ds)["treated_share"] == pytest.approx(diagnose(healthy())["treated_share"])
+    assert ds.meta["diagnostics"]["version"] == DIAGNOSTICS_VERSION
+    current = dict(ds.meta["diagnostics"], treated_share=0.5)
+    ds.meta["diagnostics"] = current
+    assert dataset_diagnostics(ds) is current  # current version: read, not recomputed
