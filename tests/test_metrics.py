@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from sdscm_bench.metrics import (
     FORMULAS,
@@ -17,6 +18,7 @@ from sdscm_bench.metrics import (
     dataset_metrics,
     failed_metrics,
     r2_score,
+    summarize,
 )
 
 # ite = [1, 2, 3, 6]: SATE = 3; deviations -2, -1, 0, 3 -> SS_tot = 4 + 1 + 0 + 9 = 14, sd(ite) = sqrt(14/4).
@@ -114,7 +116,8 @@ def test_constant_true_effect_makes_r2_and_pehe_sd_ite_undefined():
 
 def test_constant_outcome_makes_pehe_sd_y_undefined():
     m = full(y=np.zeros(4))
-    assert m["pehe_sd_y"] is None and m["pehe_sd_ite"] is not None
+    # Only sd(y) is 0: the ITE-standardised PEHE keeps its value, sqrt(2.5) / sqrt(14/4).
+    assert m["pehe_sd_y"] is None and m["pehe_sd_ite"] == pytest.approx(math.sqrt(2.5 / 3.5))
 
 
 @pytest.mark.parametrize(
@@ -220,10 +223,7 @@ def test_aggregate_hand_computed():
     assert agg["ate_r2"] == pytest.approx(17 / 26)
     pehe = agg["metrics"]["pehe"]
     assert pehe["n"] == 3 and pehe["mean"] == pytest.approx(7 / 3) and pehe["median"] == pytest.approx(2.0)
-    lo, hi = pehe["mean_ci"]
-    assert 1.0 <= lo <= 7 / 3 <= hi <= 4.0
-    lo, hi = pehe["median_ci"]
-    assert 1.0 <= lo <= hi <= 4.0
+    # The intervals' level and statistic are checked against analytic and scipy references below.
     r2 = agg["metrics"]["cate_r2"]
     assert r2["n"] == 2 and r2["mean"] == pytest.approx(0.3)
     assert agg["metrics"]["ate_covered"]["mean"] == pytest.approx(2 / 3)
@@ -232,11 +232,21 @@ def test_aggregate_hand_computed():
     assert empty == {"n": 0, "mean": None, "mean_ci": None, "median": None, "median_ci": None}
 
 
-def test_aggregate_bootstrap_is_seeded():
-    a = aggregate(RECORDS, n_boot=300, seed=7)
-    b = aggregate(RECORDS, n_boot=300, seed=7)
-    assert a == b
-    assert aggregate(RECORDS, n_boot=0)["metrics"]["pehe"]["mean_ci"] is None
+def test_aggregate_bootstrap_uses_its_seed():
+    # A seed that is ignored would give equal intervals for different seeds.
+    many = [rec(float(i % 7), 0.0, pehe=float(i * i % 11)) for i in range(30)]
+    a, b = aggregate(many, seed=7), aggregate(many, seed=8)
+    assert (
+        a["ate_rmse_ci"] != b["ate_rmse_ci"]
+        and a["metrics"]["pehe"]["mean_ci"] != b["metrics"]["pehe"]["mean_ci"]
+    )
+    assert (
+        aggregate(many)["ate_rmse_ci"] == aggregate(many, seed=0)["ate_rmse_ci"]
+    )  # documented default seed 0
+    assert aggregate(many, seed=7)["ate_rmse_ci"] == a["ate_rmse_ci"]  # reproducible
+    no_boot = aggregate(RECORDS, n_boot=0)
+    assert no_boot["metrics"]["pehe"]["mean_ci"] is None and no_boot["ate_rmse_ci"] is None
+    assert no_boot["ate_rmse"] == pytest.approx(1.0)  # the point values do not need the bootstrap
 
 
 def test_aggregate_edge_cases():
@@ -262,3 +272,122 @@ def test_bootstrap_ci_percentiles():
 def test_formulas_document_every_metric():
     for key in (*METRIC_KEYS, "sate", "ate_rmse", "ate_r2", "ddof = 0"):
         assert key in FORMULAS, key
+
+
+# ---------------------------------------------------------------------------------------------------
+# Data that tell the formulas apart (issue 14): RMSE vs MAE, R²'s argument order, interval levels.
+
+
+def test_ate_rmse_is_not_the_mean_absolute_error_and_r2_uses_the_sate_spread():
+    # SATE = 0, 1, 2; ate = 0, 3, 3 -> errors 0, 2, 1: RMSE = sqrt(5/3) ~ 1.29, MAE = 1.
+    # R² with y_true = SATE: SS_tot = 1 + 0 + 1 = 2, SS_res = 5 -> 1 - 5/2 = -1.5.
+    # Swapped (y_true = ate, mean 2): SS_tot = 4 + 1 + 1 = 6 -> 1 - 5/6 = 1/6.
+    agg = aggregate([rec(0.0, 0.0), rec(3.0, 1.0), rec(3.0, 2.0)], n_boot=0)
+    assert agg["ate_rmse"] == pytest.approx(math.sqrt(5 / 3))
+    assert agg["ate_rmse"] != pytest.approx(1.0)
+    assert agg["ate_r2"] == pytest.approx(-1.5)
+    assert r2_score(np.array([0.0, 3.0, 3.0]), np.array([0.0, 1.0, 2.0])) == pytest.approx(1 / 6)
+
+
+def test_failed_flag_absent_means_not_failed():
+    agg = aggregate([{"ate": 1.0, "sate": 0.0}, {"ate": 0.0, "sate": 2.0}], n_boot=0)
+    assert agg["n_failures"] == 0 and agg["ate_rmse"] == pytest.approx(math.sqrt(5 / 2))
+
+
+@pytest.mark.parametrize(
+    ("interval", "covered"),
+    [
+        ((3.0, 4.0), True),  # SATE = 3 on the lower bound: inclusive
+        ((2.0, 3.0), True),  # on the upper bound: inclusive
+        ((3.0, 3.0), True),  # a degenerate interval at the SATE
+        ((math.nextafter(3.0, 4.0), 4.0), False),  # just above the SATE
+        ((2.0, math.nextafter(3.0, 2.0)), False),  # just below the SATE
+    ],
+)
+def test_ate_coverage_bounds_on_both_sides(interval, covered):
+    assert full(ate_interval=interval)["ate_covered"] is covered  # SATE of ITE = [1, 2, 3, 6] is exactly 3
+
+
+def test_cate_coverage_is_against_the_truth_not_the_estimate():
+    # Intervals [c - 0.5, c + 0.5] around CATE = [1, 1, 3, 3] hold every estimate but only the
+    # truths 1 and 3 of ITE = [1, 2, 3, 6]: coverage 1/2 (against the estimate it would be 1).
+    around_estimate = np.stack([CATE - 0.5, CATE + 0.5], axis=1)
+    assert full(cate_interval=around_estimate)["cate_coverage"] == pytest.approx(0.5)
+
+
+def test_cate_coverage_bounds_on_both_sides():
+    # ITE = [1, 2, 3, 6]: 1 on a lower bound (in), 2 on an upper bound (in), 3 just below a lower
+    # bound (out), 6 just above an upper bound (out) -> 1/2. Widths 4, 2, 1 - ulp, 6 - ulp.
+    up, down = math.nextafter(3.0, 4.0), math.nextafter(6.0, 0.0)
+    m = full(cate_interval=np.array([[1.0, 5.0], [0.0, 2.0], [up, 4.0], [0.0, down]]))
+    assert m["cate_coverage"] == pytest.approx(0.5)
+    assert m["cate_width"] == pytest.approx((4 + 2 + (4 - up) + down) / 4)
+
+
+def test_bootstrap_ci_at_the_stated_level_is_the_binomial_quantile():
+    # 50 zeros and 50 ones: the mean of a resample is exactly Binomial(100, 1/2) / 100, so the percentile
+    # interval at level c is the binomial's (1 -+ c) / 2 quantiles (none falls on a jump of the CDF).
+    values = np.repeat([0.0, 1.0], 50)
+    for level in (0.95, 0.90):
+        tail = (1 - level) / 2
+        expected = stats.binom.ppf([tail, 1 - tail], 100, 0.5) / 100
+        got = bootstrap_ci(values, lambda a: a.mean(1), n_boot=50_000, seed=3, confidence=level)
+        assert got == pytest.approx(tuple(expected), abs=1e-12), level
+    # The default level is 95%: (0.40, 0.60), not the 90% interval (0.42, 0.58).
+    assert bootstrap_ci(values, lambda a: a.mean(1), n_boot=50_000, seed=3) == pytest.approx((0.40, 0.60))
+
+
+def _scipy_ci(values: np.ndarray, stat, level: float = 0.95) -> tuple[float, float]:
+    res = stats.bootstrap(
+        (values,), stat, method="percentile", n_resamples=20_000, confidence_level=level, random_state=1
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _close(got, expected, rel_width: float = 0.02) -> bool:
+    """Two bootstrap intervals agree up to Monte Carlo error: each bound within 2% of the interval's width."""
+    tol = rel_width * (expected[1] - expected[0])
+    return abs(got[0] - expected[0]) <= tol and abs(got[1] - expected[1]) <= tol
+
+
+# Skewed data: the mean's and the median's bootstrap intervals are far apart.
+SKEWED = np.random.default_rng(5).exponential(1.0, 41)
+
+
+def test_summarize_intervals_match_scipy_bootstrap_of_the_right_statistic():
+    s = summarize(SKEWED, n_boot=20_000)
+    assert s["mean"] == pytest.approx(float(np.mean(SKEWED))) and s["median"] == pytest.approx(
+        np.median(SKEWED)
+    )
+    mean95, median95 = _scipy_ci(SKEWED, np.mean), _scipy_ci(SKEWED, np.median)
+    assert _close(s["mean_ci"], mean95), (s["mean_ci"], mean95)
+    assert _close(s["median_ci"], median95), (s["median_ci"], median95)
+    # The references tell the alternatives apart: the median's CI is not the mean's, 95% is not 90%.
+    assert not _close(mean95, median95) and not _close(median95, mean95)
+    assert not _close(s["mean_ci"], _scipy_ci(SKEWED, np.mean, 0.90))
+
+
+def test_aggregate_intervals_match_scipy_bootstrap_at_95_percent():
+    # Defaults: B = 2000 and 95%. ATE errors = SKEWED - 0.5 (both signs); PEHE = SKEWED.
+    records = [rec(float(e) - 0.5, 0.0, pehe=float(e), ate_error=float(e) - 0.5) for e in SKEWED]
+    agg = aggregate(records)
+    errors = SKEWED - 0.5
+
+    def rmse(a, axis=-1):
+        return np.sqrt(np.mean(a**2, axis=axis))
+
+    assert agg["ate_rmse"] == pytest.approx(float(rmse(errors)))
+    for got, ref in (
+        (agg["ate_rmse_ci"], _scipy_ci(errors, rmse)),
+        (agg["metrics"]["pehe"]["mean_ci"], _scipy_ci(SKEWED, np.mean)),
+        (agg["metrics"]["pehe"]["median_ci"], _scipy_ci(SKEWED, np.median)),
+        (agg["metrics"]["ate_error"]["mean_ci"], _scipy_ci(errors, np.mean)),
+    ):
+        assert _close(got, ref, rel_width=0.05), (got, ref)  # B = 2000: looser than with 20 000
+    assert not _close(agg["ate_rmse_ci"], _scipy_ci(errors, rmse, 0.90), rel_width=0.05)
+
+
+def test_summarize_empty_and_counts():
+    assert summarize([]) == {"n": 0, "mean": None, "mean_ci": None, "median": None, "median_ci": None}
+    s = summarize([3.0, 1.0, 2.0, 10.0], n_boot=0)
+    assert s == {"n": 4, "mean": 4.0, "mean_ci": None, "median": 2.5, "median_ci": None}
