@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -127,15 +128,61 @@ def test_large_ratio_from_one_dataset_passes_on_the_test():
     assert ate.ratio > 1.25 and ate.p_value >= 0.01 and not ate.regression
 
 
-def test_decision_boundary_of_ratio_and_p():
-    rule = GateRule("ATE RMSE", loss="ate_error", square=True, min_rel_change=0.25, alpha=0.01)
-    base = with_errors([0.01] * 8)
-    # All 8 worse by exactly x1.25: ratio = 1 + min_rel_change is not "more than": a pass.
-    assert not by_metric(compare(base, with_errors([0.0125] * 8), [rule]))["ATE RMSE"].regression
-    assert by_metric(compare(base, with_errors([0.0126] * 8), [rule]))["ATE RMSE"].regression
-    # p = 2^-8 = 0.0039 with 8 of 8 worse; alpha at exactly that p is not "less than": a pass.
-    exact = GateRule("ATE RMSE", loss="ate_error", square=True, min_rel_change=0.25, alpha=2.0**-8)
-    assert not by_metric(compare(base, with_errors([0.02] * 8), [exact]))["ATE RMSE"].regression
+def above(x: float) -> float:
+    return math.nextafter(x, math.inf)
+
+
+def below(x: float) -> float:
+    return math.nextafter(x, -math.inf)
+
+
+# Errors 1 -> 1.25 (and PEHE 0.5 -> 0.625) are exact in binary: the ratio is exactly 1.25, so the
+# boundary cases below sit on the threshold, not next to it.
+RATIO_RULES = (
+    GateRule("ATE RMSE", loss="ate_error", square=True, min_rel_change=0.25),
+    GateRule("mean PEHE", loss="pehe", square=False, min_rel_change=0.25),
+)
+
+
+@pytest.mark.parametrize("rule", RATIO_RULES, ids=lambda r: r.label)
+@pytest.mark.parametrize(("factor", "regression"), [(1.25, False), (above(1.25), True), (below(1.25), False)])
+def test_ratio_boundary_is_strictly_greater(rule, factor, regression):
+    # 8 of 8 datasets worse: p = 2^-8, far below alpha, so only the ratio decides.
+    base = with_errors([1.0] * 8, pehe=[0.5] * 8)
+    if rule.loss == "ate_error":
+        new = with_errors([factor] * 8, pehe=[0.5] * 8)
+    else:
+        new = with_errors([1.0] * 8, pehe=[0.5 * factor] * 8)
+    verdict = by_metric(compare(base, new, [rule]))[rule.label]
+    assert verdict.ratio == factor and verdict.p_value == 2.0**-8
+    assert verdict.regression is regression
+
+
+@pytest.mark.parametrize(
+    ("alpha", "regression"), [(2.0**-8, False), (above(2.0**-8), True), (below(2.0**-8), False)]
+)
+def test_p_value_boundary_is_strictly_less(alpha, regression):
+    # 9 datasets, 8 worse (1 -> 2) and one slightly better (1 -> 0.9, the smallest |d|, rank 1): the
+    # signed-rank sum is 45 - 1 = 44, reached by 2 of the 2^9 sign patterns, so the exact p is 2^-8.
+    # min_paired(2^-8) = 9, so the test decides here: only "p < alpha" separates the cases.
+    rule = GateRule("ATE RMSE", loss="ate_error", square=True, min_rel_change=0.25, alpha=alpha)
+    verdict = by_metric(compare(with_errors([1.0] * 9), with_errors([2.0] * 8 + [0.9]), [rule]))["ATE RMSE"]
+    assert verdict.p_value == 2.0**-8 and verdict.decided and verdict.ratio > 1.25
+    assert verdict.regression is regression
+
+
+@pytest.mark.parametrize(("label", "threshold"), [("ATE RMSE", 1.5), ("mean PEHE", 1.25)])
+def test_default_thresholds_on_both_sides(label, threshold):
+    # The documented defaults: ATE RMSE 50% worse, mean PEHE 25% worse, alpha = 0.05 (12 of 12 worse).
+    base = with_errors([1.0] * 12, pehe=[0.5] * 12)
+    for factor, regression in ((threshold, False), (above(threshold), True)):
+        if label == "ATE RMSE":
+            new = with_errors([factor] * 12, pehe=[0.5] * 12)
+        else:
+            new = with_errors([1.0] * 12, pehe=[0.5 * factor] * 12)
+        verdict = by_metric(compare(base, new))[label]
+        assert verdict.ratio == factor and verdict.regression is regression, (label, factor)
+        assert f"x > {threshold:.3g} and p < 0.05" in verdict.message
 
 
 def test_too_few_pairs_cannot_decide():
