@@ -72,15 +72,35 @@ def start_token(tokenizer: Any) -> int:
 def candidate_token_ids(tokenizer: Any, context: str, candidate: str) -> tuple[list[int], int]:
     """``[start] + tokens of context+candidate`` and the index of the candidate's first token.
 
-    The first candidate token is found by decoding growing token prefixes (not from offsets, as the
-    engine does): the first token whose decoded text reaches past the context's end.
+    The first candidate token is found by decoding token prefixes (not from offsets, as the engine
+    does): the first token whose decoded text reaches past the context's end. Decoded length grows
+    with the prefix, so the search walks back from the end (candidates are a few tokens long).
     """
     ids = list(tokenizer(context + candidate, add_special_tokens=False)["input_ids"])
-    for k in range(1, len(ids) + 1):
-        text = tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False)
-        if len(text) > len(context):
-            return [start_token(tokenizer), *ids], k  # ids[k - 1] shifted by the start token
-    raise AssertionError(f"no token reaches the candidate {candidate!r} after {context!r}")
+
+    def decoded_length(k: int) -> int:
+        return len(tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False))
+
+    k = len(ids)
+    if not ids or decoded_length(k) <= len(context):
+        raise AssertionError(f"no token reaches the candidate {candidate!r} after {context!r}")
+    while k > 1 and decoded_length(k - 1) > len(context):
+        k -= 1
+    return [start_token(tokenizer), *ids], k  # ids[k - 1] is at k once the start token is prepended
+
+
+@torch.no_grad()
+def reference_score(model: Any, tokenizer: Any, context: str, candidate: str, mode: str = "sum") -> float:
+    """README's score: log-probs of the candidate's tokens from one plain forward pass, in float64."""
+    ids, first = candidate_token_ids(tokenizer, context, candidate)
+    logits = model(input_ids=torch.tensor([ids], device=model.device)).logits[0].double()
+    logp = torch.log_softmax(logits, dim=-1)
+    terms = [float(logp[j - 1, ids[j]]) for j in range(first, len(ids))]
+    if mode == "mean":
+        return sum(terms) / len(terms)
+    if mode == "sum":
+        return sum(terms)
+    raise ValueError(f"unknown scoring mode {mode!r}")
 
 
 def topological_order(family: Family) -> list[str]:
@@ -191,15 +211,10 @@ class ReferenceSDSCM:
         self.forwards = 0
 
     # --- scoring: plain transformers, one sequence at a time --------------------------------------
-    @torch.no_grad()
     def score(self, context: str, candidate: str) -> float:
         key = (context, candidate)
         if key not in self._scores:
-            ids, first = candidate_token_ids(self.tokenizer, context, candidate)
-            logits = self.model(input_ids=torch.tensor([ids])).logits[0].double()
-            logp = torch.log_softmax(logits, dim=-1)
-            terms = [float(logp[j - 1, ids[j]]) for j in range(first, len(ids))]
-            self._scores[key] = sum(terms) / len(terms) if self.scoring == "mean" else sum(terms)
+            self._scores[key] = reference_score(self.model, self.tokenizer, context, candidate, self.scoring)
             self.forwards += 1
         return self._scores[key]
 
@@ -291,3 +306,23 @@ class ReferenceSDSCM:
         if out.definition == "probability":
             return float(softmax(sc / self.temperature[out.variable])[k])
         return float(world.values[out.variable] == k)
+
+
+VALUE_EXACT_EXCLUDED = ("propensity", "y", "y0", "y1", "ite")
+
+
+def table_mismatches(got: pd.DataFrame, expected: pd.DataFrame, atol: float = 1e-4) -> list[str]:
+    """Columns where an engine table differs from the reference's: values exactly, scores to ``atol``."""
+    out = [f"column {c!r} only in one table" for c in sorted(set(got.columns) ^ set(expected.columns))]
+    for col in expected.columns:
+        if col not in got.columns:
+            continue
+        a, b = got[col].to_numpy(dtype=float), expected[col].to_numpy(dtype=float)
+        exact = not (col.startswith("logp:") or col in VALUE_EXACT_EXCLUDED)
+        differ = a != b if exact else ~np.isclose(a, b, rtol=0, atol=atol)
+        if differ.any():
+            u = int(np.argmax(differ))
+            out.append(
+                f"{col}: {int(differ.sum())} units differ, first unit {u}: engine {a[u]} reference {b[u]}"
+            )
+    return out

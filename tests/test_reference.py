@@ -24,6 +24,7 @@ from reference_sdscm import (
     build_reference_lm,
     phrasing_indices,
     softmax,
+    table_mismatches,
 )
 from scipy.stats import chi2_contingency, chisquare
 
@@ -100,28 +101,10 @@ def generate_both(
     return ds, ref
 
 
-def mismatches(ds: SDSCMDataset, expected: pd.DataFrame) -> list[str]:
-    """Columns where the engine's table differs from the reference's (values exactly, scores to 1e-4)."""
-    got = ds.table
-    out = [f"column {c!r} only in one table" for c in set(got.columns) ^ set(expected.columns)]
-    for col in expected.columns:
-        if col not in got.columns:
-            continue
-        a, b = got[col].to_numpy(dtype=float), expected[col].to_numpy(dtype=float)
-        exact = not (col.startswith("logp:") or col in ("propensity", "y", "y0", "y1", "ite"))
-        differ = a != b if exact else ~np.isclose(a, b, rtol=0, atol=SCORE_ATOL)
-        if differ.any():
-            u = int(np.argmax(differ))
-            out.append(
-                f"{col}: {int(differ.sum())} units differ, first unit {u}: engine {a[u]} reference {b[u]}"
-            )
-    return out
-
-
 def check_case(case: Case, lm: LanguageModel, max_rows: int | None = None) -> None:
     ds, ref = generate_both(case, lm, max_rows)
     assert ds.meta["phrasings"] == ref.phrasing_index, "phrasing choice"
-    bad = mismatches(ds, ref.table())
+    bad = table_mismatches(ds.table, ref.table(), SCORE_ATOL)
     assert not bad, "\n".join(bad)
 
 
