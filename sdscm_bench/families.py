@@ -15,19 +15,8 @@ from sdscm_bench.dataset import SDSCMDataset
 from sdscm_bench.diagnostics import dataset_diagnostics, quality_problems, thresholds_for
 from sdscm_bench.generate import GenerationSettings, generate_dataset
 from sdscm_bench.lm import LanguageModel, lm_identity, load_lm
-from sdscm_bench.paths import spec_dir
+from sdscm_bench.paths import resolve_spec  # noqa: F401  (re-exported: families.resolve_spec)
 from sdscm_bench.spec import Family, load_family
-
-
-def resolve_spec(spec: str | Path) -> Path:
-    """A spec path, or the name of a shipped spec in datasets/ (e.g. ``oncology``)."""
-    path = Path(spec)
-    if path.exists() or path.suffix:
-        return path
-    for ext in (".yaml", ".yml", ".toml", ".json"):
-        if (spec_dir() / f"{spec}{ext}").exists():
-            return spec_dir() / f"{spec}{ext}"
-    return path
 
 
 @dataclass

@@ -242,20 +242,11 @@ def _check_paper_lm(lm: str, paper_data: Path | None) -> None:
 
 
 def resolve_family(spec: str | os.PathLike[str]) -> Path:
-    """A spec path, or the name of a shipped spec (``confounder``), as ``families.resolve_spec`` does.
+    """A spec path, or the name of a shipped spec (``confounder``): ``paths.resolve_spec``, which
+    imports no torch, so that planning a run on the released data needs only the core install."""
+    from sdscm_bench.paths import resolve_spec
 
-    Kept here so that planning a run imports no torch (``sdscm_bench.families`` imports the generator):
-    a benchmark on the released data needs only the core install. A test checks the two agree.
-    """
-    from sdscm_bench.paths import spec_dir
-
-    path = Path(spec)
-    if path.exists() or path.suffix:
-        return path
-    for ext in (".yaml", ".yml", ".toml", ".json"):
-        if (spec_dir() / f"{spec}{ext}").exists():
-            return spec_dir() / f"{spec}{ext}"
-    return path
+    return resolve_spec(spec)
 
 
 def _abs(value: str | os.PathLike[str] | None, base: Path) -> Path | None:
