@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -111,8 +113,30 @@ def test_paired_bootstrap_resamples_datasets_jointly():
     )
     assert dist.shape == (2, 2000) and np.array_equal(dist[0], dist[1])
     assert point[0] == pytest.approx(np.sqrt(np.mean(x**2)))
-    lo, hi = np.quantile(dist[0], [0.025, 0.975])
-    assert lo < point[0] < hi
+    # The distribution is that of the RMSE over resampled datasets: its 95% percentile interval agrees
+    # with a plain numpy bootstrap of the same statistic (20 000 resamples) up to Monte Carlo error.
+    idx = np.random.default_rng(9).integers(0, x.size, size=(20_000, x.size))
+    ref = np.quantile(np.sqrt(np.mean(x[idx] ** 2, axis=1)), [0.025, 0.975])
+    got = np.quantile(dist[0], [0.025, 0.975])
+    assert got == pytest.approx(ref, abs=0.05 * (ref[1] - ref[0]))
+
+
+def test_paired_bootstrap_with_one_dataset_repeats_the_point():
+    point, dist = paired_bootstrap([np.array([3.0]), np.array([-4.0])], _abs_mean)
+    assert list(point) == [3.0, 4.0] and dist.shape == (2, 2000)
+    assert (dist[0] == 3.0).all() and (dist[1] == 4.0).all()
+
+
+def _abs_mean(*columns, axis=-1):
+    return np.stack([np.mean(np.abs(c), axis=axis) for c in columns])
+
+
+def test_identical_estimators_share_a_tier():
+    # Every resample gives both the same RMSE: the CI of the difference is exactly [0, 0], which
+    # includes 0 (a tie), so the second joins the leader's tier.
+    dist = np.tile(np.linspace(1.0, 2.0, 2000), (2, 1))
+    tiers, diff_ci = assign_tiers([0, 1], dist)
+    assert tiers == [1, 1] and diff_ci == [None, (0.0, 0.0)]
 
 
 def test_rank_summary():
@@ -130,7 +154,10 @@ def test_coverage_verdicts_and_clopper_pearson():
     assert coverage_verdict((lo, hi)) == "calibrated"
     assert coverage_verdict(clopper_pearson(80, 100)) == "under"
     assert coverage_verdict(clopper_pearson(1000, 1000)) == "over"
-    assert coverage_verdict((0.9, 0.95)) == "calibrated"  # the boundary is inside
+    # The nominal level on either end of the interval is inside it; one ulp beyond is not.
+    assert coverage_verdict((0.9, 0.95)) == "calibrated" and coverage_verdict((0.95, 0.99)) == "calibrated"
+    assert coverage_verdict((0.9, math.nextafter(0.95, 0.0))) == "under"
+    assert coverage_verdict((math.nextafter(0.95, 1.0), 0.99)) == "over"
     assert clopper_pearson(0, 0) is None and coverage_verdict(None) is None
 
 
@@ -149,13 +176,16 @@ def test_calibration_columns():
 
 
 def test_cate_headline_is_the_median_and_share_below_one():
-    values = [0.5, 0.8, 0.9, 3.0, 1e6]  # one huge value does not move the median
+    # One huge value does not move the median; exactly 1 is not "below 1" (share 2/5, not 3/5).
+    values = [0.5, 0.8, 1.0, 3.0, 1e6]
     recs = [record("a", i, 0.01, pehe_sd_ite=v, cate_r2=-v) for i, v in enumerate(values)]
     (table,) = ranking_tables(recs)
     (row,) = table.rows
-    assert row.pehe_sd_ite_median == pytest.approx(0.9) and row.pehe_sd_ite_below_1 == pytest.approx(0.6)
+    assert row.pehe_sd_ite_median == pytest.approx(1.0) and row.pehe_sd_ite_below_1 == pytest.approx(0.4)
+    # The median of 5 resampled values is one of them, so the ends of its 95% interval are values of
+    # the data (the resampled mean's would not be).
     lo, hi = row.pehe_sd_ite_median_ci
-    assert lo <= 0.9 <= hi
+    assert lo in values and hi in values and lo < hi
     assert row.cate_r2_mean == pytest.approx(-np.mean(values))
 
 
