@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from sdscm_bench.gate import (
     DEFAULT_RULES,
     BaselineError,
     GateRule,
+    Stratum,
     compare,
     load_baseline,
     min_paired,
@@ -282,3 +285,124 @@ def test_load_baseline_errors_name_the_file(tmp_path):
     wrong.write_text('{"records": [{"estimator": "A"}]}')
     with pytest.raises(BaselineError, match=re.escape(str(wrong)) + ".*key fields"):
         load_baseline(wrong)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Each part of the rule, on data where a wrong version gives another verdict
+
+
+def test_rule_defaults_are_the_documented_ones():
+    rule = GateRule("x", loss="pehe", square=False)
+    assert (rule.min_rel_change, rule.alpha) == (0.25, 0.05)
+    assert [(r.loss, r.square, r.min_rel_change, r.alpha) for r in DEFAULT_RULES] == [
+        ("ate_error", True, 0.5, 0.05),
+        ("pehe", False, 0.25, 0.05),
+    ]
+
+
+def test_verdicts_rules_and_strata_are_immutable_values():
+    verdict = by_metric(compare(BASE, [dict(r) for r in BASE]))["ATE RMSE"]
+    for obj, field in ((verdict, "regression"), (verdict.strata[0], "new"), (DEFAULT_RULES[0], "alpha")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, field, 0)
+
+
+def test_stratum_ratio_with_a_zero_baseline():
+    assert Stratum("lm", "s", 3, baseline=0.0, new=0.0).ratio == 1.0
+    assert Stratum("lm", "s", 3, baseline=0.0, new=0.5).ratio == math.inf
+    assert Stratum("lm", "s", 3, baseline=2.0, new=0.5).ratio == 0.25
+
+
+def test_zero_baseline_loss_scales_by_the_new_loss():
+    # A perfect baseline (every PEHE 0) and a new run with PEHE > 0 everywhere: the differences are
+    # scaled by the new mean instead (no division by zero), 8 of 8 worse -> p = 2^-8, ratio infinite.
+    base = with_errors([0.01] * 8, pehe=[0.0] * 8)
+    new = with_errors([0.01] * 8, pehe=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    pehe = by_metric(compare(base, new))["mean PEHE"]
+    assert pehe.p_value == 2.0**-8 and pehe.ratio == math.inf and pehe.regression
+    # Both perfect: no difference, ratio 1, a pass.
+    same = by_metric(compare(base, [dict(r) for r in base]))["mean PEHE"]
+    assert same.ratio == 1.0 and same.p_value == 1.0 and not same.regression
+
+
+def test_unchanged_run_with_few_pairs_is_decided():
+    # Too few pairs for the test to reach alpha, but every difference is 0: nothing changed, a pass.
+    base = with_errors([0.01, 0.02])
+    ate = by_metric(compare(base, [dict(r) for r in base]))["ATE RMSE"]
+    assert ate.decided and not ate.regression and ate.n_paired == 2
+    assert "ATE RMSE pass" in ate.message and "Fewer than" not in ate.message
+
+
+def test_wilcoxon_drops_zero_differences():
+    # One nonzero difference: the exact one-sided p of a single positive value is 1/2.
+    assert wilcoxon_greater(np.array([0.0, 0.0, 3.0])) == pytest.approx(0.5)
+    assert wilcoxon_greater(np.array([0.0, 1.0, 2.0, 3.0])) == pytest.approx(2.0**-3)
+
+
+def test_differences_are_scaled_by_each_stratum_baseline_loss():
+    # Stratum "big" (errors ~1) gets slightly better, stratum "tiny" (errors ~0.01) twice worse. The
+    # documented d = (L_new - L_base) / mean(L_base) per stratum makes tiny's differences the largest;
+    # unscaled, big's small improvements would outrank them and the test would see no regression.
+    big_base = [1.0, 1.1, 1.2, 1.3]
+    big_new = [0.95 * e for e in big_base]
+    tiny_base = [0.010, 0.011, 0.012, 0.013, 0.014, 0.015, 0.016, 0.017]
+    tiny_new = [2.0 * e for e in tiny_base]
+    base = with_errors(big_base, lm="big") + with_errors(tiny_base, lm="tiny")
+    new = with_errors(big_new, lm="big") + with_errors(tiny_new, lm="tiny")
+    rule = GateRule("ATE RMSE", loss="ate_error", square=True, min_rel_change=0.25)
+    ate = by_metric(compare(base, new, [rule]))["ATE RMSE"]
+    d = []
+    for b, n in ((big_base, big_new), (tiny_base, tiny_new)):
+        lb, ln = np.square(b), np.square(n)
+        d += list((ln - lb) / lb.mean())
+    expected = stats.wilcoxon(d, alternative="greater").pvalue
+    assert ate.p_value == pytest.approx(expected) and ate.p_value < 0.05
+    assert ate.ratio == pytest.approx(math.sqrt(0.95 * 2.0))  # geometric mean of the two RMSE ratios
+    assert ate.regression
+
+
+def test_variants_are_separate_strata():
+    base = with_errors([0.01] * 6)
+
+    # A variant's datasets are other datasets (other fingerprints) of the same LM and setting.
+    def v2(recs):
+        return [{**r, "variant": "v2", "dataset_fingerprint": r["dataset_fingerprint"] + "-v2"} for r in recs]
+
+    base_v = v2(with_errors([1.0] * 6))
+    new = [dict(r) for r in base] + v2(with_errors([2.0] * 6))
+    ate = by_metric(compare(base + base_v, new))["ATE RMSE"]
+    assert [(s.lm, s.variant, s.setting, s.n) for s in ate.strata] == [
+        ("lm1", None, "s1", 6),
+        ("lm1", "v2", "s1", 6),
+    ]
+    assert [s.ratio for s in ate.strata] == pytest.approx([1.0, 2.0])
+    assert "lm1 · v2 · s1: 1 -> 2 (n = 6)" in ate.message and "lm1 · s1: 0.01 -> 0.01 (n = 6)" in ate.message
+
+
+def test_messages_name_the_verdict():
+    regression = by_metric(compare(with_errors([1.0] * 6), with_errors([2.0] * 6)))["ATE RMSE"]
+    assert "A: ATE RMSE REGRESSION: x2 of the baseline" in regression.message
+    assert "Fewer than" not in regression.message
+    undecided = by_metric(compare(with_errors([1.0] * 4), with_errors([2.0] * 4)))["ATE RMSE"]
+    assert "ATE RMSE cannot decide" in undecided.message
+    assert "Fewer than 5 paired datasets: the test cannot reach p < 0.05" in undecided.message
+
+
+@pytest.mark.parametrize(("n_failed", "more"), [(5, ""), (6, " and 1 more"), (7, " and 2 more")])
+def test_new_failures_name_five_datasets_then_count(n_failed, more):
+    new = [dict(r) for r in BASE]
+    for i in range(n_failed):
+        new[i] = record(dataset=f"d{i}", failed=True, error=f"E{i % 2}")
+    (failed,) = [v for v in compare(BASE, new) if v.metric == "failed"]
+    assert failed.regression and failed.decided and failed.estimator == "A" and failed.n_paired == 12
+    named = ", ".join(f"d{i} (lm1, s1)" for i in range(5))
+    assert f"failed on {n_failed} of 12 paired datasets" in failed.message
+    assert f"({named}{more}); error: E0" in failed.message  # the first error in sorted order
+
+
+def test_lost_capability_verdict_fields():
+    new = [{**dict(r), "pehe": None} for r in BASE]
+    (lost,) = [v for v in compare(BASE, new) if v.metric == "missing:pehe"]
+    assert lost.regression and lost.decided and lost.estimator == "A" and lost.n_paired == 12
+    assert "pehe is missing on 12 of 12 paired datasets" in lost.message
+    assert "mean PEHE" not in by_metric(compare(BASE, new))  # no pair has it: nothing to judge
