@@ -391,3 +391,59 @@ def test_summarize_empty_and_counts():
     assert summarize([]) == {"n": 0, "mean": None, "mean_ci": None, "median": None, "median_ci": None}
     s = summarize([3.0, 1.0, 2.0, 10.0], n_boot=0)
     assert s == {"n": 4, "mean": 4.0, "mean_ci": None, "median": 2.5, "median_ci": None}
+
+
+def test_documented_defaults_b_2000_seed_0_level_95():
+    # FORMULAS: "B = 2000 resamples ... a fixed seed (0) by default; the 95% interval".
+    v = SKEWED[:15]
+    explicit = {"n_boot": 2000, "seed": 0, "confidence": 0.95}
+    assert bootstrap_ci(v, lambda a: a.mean(1)) == bootstrap_ci(v, lambda a: a.mean(1), **explicit)
+    assert summarize(v) == summarize(v, **explicit)
+    records = [rec(float(x), 0.5, pehe=float(x)) for x in v]
+    assert aggregate(records) == aggregate(records, **explicit)
+    # ... and each of the three changes the intervals (so the equalities above are not vacuous).
+    for change in ({"n_boot": 2001}, {"seed": 1}, {"confidence": 0.9}):
+        assert summarize(v, **{**explicit, **change})["mean_ci"] != summarize(v)["mean_ci"], change
+
+
+def test_bootstrap_resamples_every_value():
+    # Two values: resample means 0, 5, 10 with probabilities 1/4, 1/2, 1/4 -> the 95% interval is (0, 10).
+    assert bootstrap_ci(np.array([10.0, 0.0]), lambda a: a.mean(1), n_boot=1000) == (0.0, 10.0)
+    assert bootstrap_ci(np.array([0.0, 10.0]), lambda a: a.mean(1), n_boot=1000) == (0.0, 10.0)
+    # One resample is still an interval (of a single statistic), not "no interval".
+    lo, hi = bootstrap_ci(np.array([1.0, 2.0, 4.0]), lambda a: a.mean(1), n_boot=1)
+    assert lo == hi and 1.0 <= lo <= 4.0
+
+
+def test_ate_r2_is_defined_from_two_datasets():
+    # SATE 0, 2 (SS_tot 2); ate 0.5, 2 (SS_res 0.25) -> R² = 1 - 0.25 / 2 = 0.875.
+    assert aggregate([rec(0.5, 0.0), rec(2.0, 2.0)], n_boot=0)["ate_r2"] == pytest.approx(0.875)
+
+
+def test_unbounded_upper_ate_bound_when_allowed():
+    m = full(ate_interval=(1.0, INF), allow_infinite_bounds=True)
+    assert m["ate_covered"] is True and m["ate_width"] is None
+    m = full(ate_interval=(-INF, INF), allow_infinite_bounds=True)
+    assert m["ate_covered"] is True and m["ate_width"] is None
+
+
+def test_error_messages_say_what_is_wrong():
+    with pytest.raises(NonFiniteEstimate, match=r"cate has 1 non-finite value\(s\) \(NaN or inf\)"):
+        full(cate=np.array([1.0, np.inf, 3.0, 3.0]))
+    with pytest.raises(NonFiniteEstimate, match=r"cate_interval has 2 NaN$"):
+        full(
+            cate_interval=np.array([[np.nan, 2.0], [2.0, np.nan], [3.0, 3.0], [0.0, 5.0]]),
+            allow_infinite_bounds=True,
+        )
+    with pytest.raises(MalformedEstimate, match=r"cate has shape \(3,\), expected \(4,\)"):
+        full(cate=np.ones(3))
+    with pytest.raises(MalformedEstimate, match="ate_interval has lo > hi in 1 place"):
+        full(ate_interval=(3.0, 2.0))
+
+
+@pytest.mark.parametrize("ite", [np.array([]), np.ones((2, 2))])
+def test_truth_must_be_a_non_empty_vector(ite):
+    with pytest.raises(ValueError, match="ite must be a non-empty 1-d array"):
+        dataset_metrics(
+            ate=1.0, cate=None, ate_interval=None, cate_interval=None, ite=ite, y=ite, fit_seconds=None
+        )
