@@ -65,7 +65,7 @@ CALIBRATION_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def fmt_number(x: Any) -> str:
-    """3 significant digits (whole numbers from 1000 up); None and non-finite as a dash."""
+    """3 significant digits (whole numbers from 1000 up, so never "1e+03"); None and non-finite as a dash."""
     if x is None:
         return DASH
     if isinstance(x, bool | np.bool_):
@@ -75,7 +75,8 @@ def fmt_number(x: Any) -> str:
     x = float(x)
     if not math.isfinite(x):
         return DASH
-    if abs(x) >= 1000:
+    # From 999.5 up, 3 significant digits would round to 1000 and print as "1e+03": a whole number then.
+    if abs(x) >= 999.5:
         return f"{x:.0f}"
     return f"{x:.3g}"
 

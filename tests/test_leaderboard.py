@@ -112,6 +112,25 @@ def test_fmt_number():
     assert fmt_number(-12.345) == "-12.3"
     assert fmt_number(12345.6) == "12346"
     assert fmt_number(7) == "7"
+    assert fmt_number(np.int64(7)) == "7" and fmt_number(7.0) == "7"
+    assert fmt_number(True) == "yes" and fmt_number(np.bool_(False)) == "no"
+    assert fmt_number(float("inf")) == "–" and fmt_number(np.float64(-np.inf)) == "–"
+    assert fmt_number(1.23e-5) == "1.23e-05"
+
+
+@pytest.mark.parametrize(
+    ("x", "text"),
+    [
+        (999.4, "999"),
+        (999.5, "1000"),  # 3 significant digits would print "1e+03"
+        (999.96, "1000"),
+        (-999.7, "-1000"),
+        (1000.0, "1000"),
+        (99.96, "100"),
+    ],
+)
+def test_fmt_number_never_prints_an_exponent_near_1000(x, text):
+    assert fmt_number(x) == text
 
 
 def sample_records():
