@@ -9,14 +9,20 @@ import numpy as np
 import pytest
 
 from sdscm_bench.leaderboard import (
+    CALIBRATION_COLUMNS,
+    RANKING_COLUMNS,
     box_plots,
+    fmt_ci,
     fmt_number,
     render_markdown,
+    render_table,
+    table_intro,
+    table_title,
     write_leaderboard,
 )
 from sdscm_bench.metrics import METRIC_KEYS, failed_metrics
 from sdscm_bench.provenance import collect_header
-from sdscm_bench.ranking import ranking_tables
+from sdscm_bench.ranking import RankedRow, RankingTable, ranking_tables
 from sdscm_bench.results_file import REQUIRED_FIELDS, ResultsFileError, merge_results, read_results
 
 HEADER = {
@@ -330,3 +336,157 @@ def test_data_diagnostics_section():
     )
     lm2 = next(line for line in text.splitlines() if line.startswith("| fam · lm2"))
     assert [c.strip() for c in lm2.split("|")[1:3]] == ["fam · lm2", "0 of 1"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rendering, piece by piece, on hand-made tables
+
+
+def ranked_row(estimator="A", tier=1, **kw):
+    base = dict(
+        estimator=estimator, libraries="lib@1", tier=tier, ate_rmse=0.5, ate_rmse_ci=(0.4, 0.6), rank=1,
+        rank_ci=(1, 2), p_best=0.75, diff_vs_leader_ci=None, ate_r2=0.9,
+    )  # fmt: skip
+    base.update(kw)
+    return RankedRow(**base)
+
+
+def hand_table(rows, **kw):
+    base = dict(family="fam", lm="lm1", setting="s1", n_common=10, n_scored=10, n_cate=0, rows=rows)
+    base.update(kw)
+    return RankingTable(**base)
+
+
+def cells_of(lines):
+    rows = [line for line in "\n".join(lines).splitlines() if line.startswith("|")]
+    return [[c.strip() for c in row.split("|")[1:-1]] for row in rows]
+
+
+def test_header_block_marks_dirty_trees_and_missing_values():
+    text = "\n".join(
+        render_markdown(
+            [], {**HEADER, "git_dirty": True, "packages": {"a": "1", "b": None}, "date": ""}
+        ).split("\n")[:10]
+    )
+    assert "- Git commit: abc123 (with uncommitted changes)" in text
+    assert "- Packages: a 1, b (not installed)" in text and "- Date: –" in text
+    assert "- Machine: Linux-6, x86_64, Test CPU, 2 CPUs" in text
+    sparse = render_markdown([], {"packages": None})
+    assert "- Packages: –" in sparse and "- Git commit: –\n" in sparse and "- Command: `–`" in sparse
+
+
+def test_table_title_names_the_variant():
+    assert table_title("fam", "lm", "s") == "family `fam` · LM `lm` · setting `s`"
+    assert table_title("fam", "lm", "s", "v2") == "family `fam` · variant `v2` · LM `lm` · setting `s`"
+
+
+def test_fmt_ci_and_missing_values():
+    assert fmt_ci(None, (1.0, 2.0)) == "–" and fmt_ci(0.5, None) == "0.5"
+    assert fmt_ci(0.5, (0.25, 1234.5)) == "0.5 [0.25, 1234]"
+
+
+def test_table_intro_states_n_tiers_and_what_was_left_out():
+    rows = [ranked_row("A"), ranked_row("B", tier=2)]
+    main = table_intro(hand_table(rows))
+    assert main == (
+        "n = 10 datasets, the same for all 2 estimators below (each has a result on every one). 2 tiers: rows "
+        "in one tier are ties (paired 95% bootstrap CI of the ATE RMSE difference to the tier leader includes 0)."
+    )
+    one = table_intro(
+        hand_table([ranked_row("A")], main=False, n_scored=9, n_cate=7, unranked={"Z": 3, "Y": 2})
+    )
+    assert "the same for all 3 estimators below" in one  # 1 ranked + 2 not ranked
+    assert "; a further table: only these estimators have results on this larger set" in one
+    assert "; statistics over the 9 datasets where every ranked estimator succeeded" in one
+    assert "; CATE columns over the 7 datasets where sd(ITE) > 0" in one
+    assert ". 1 tier: rows" in one
+    assert one.endswith(
+        " Not ranked (failed on more than 5% of these datasets): `Y` (2 failures), `Z` (3 failures)."
+    )
+    same_cate = table_intro(hand_table(rows, n_scored=9, n_cate=9))
+    assert (
+        "CATE columns" not in same_cate and "further table" not in same_cate and "Not ranked" not in same_cate
+    )
+
+
+def test_render_table_cells_and_alignment():
+    rows = [
+        ranked_row("A", pehe_sd_ite_median=0.3, pehe_sd_ite_median_ci=(0.2, 0.4), pehe_sd_ite_below_1=0.8,
+                   median_fit_seconds=1.5, failures=1),
+        ranked_row("B", tier=2, ate_rmse=0.9, ate_rmse_ci=(0.8, 1.0), rank=2, rank_ci=(2, 2), p_best=0.0,
+                   diff_vs_leader_ci=(0.1, 0.5), ate_r2=None),
+    ]  # fmt: skip
+    lines = render_table(hand_table(rows, main=False))
+    assert lines[0] == "## family `fam` · LM `lm1` · setting `s1` · 10 datasets"
+    header, rule, a, b = cells_of(lines)
+    assert header == [name for name, _ in RANKING_COLUMNS]
+    assert rule[0].endswith(":") and rule[1].startswith(":") and rule[2].startswith(":")
+    assert all(c.endswith(":") and not c.startswith(":") for c in rule[3:])
+    assert a == ["1", "A", "lib@1", "0.5 [0.4, 0.6]", "leader", "1 [1, 2]", "0.75", "0.9", "0.3 [0.2, 0.4]",
+                 "80%", "1.5", "1"]  # fmt: skip
+    assert b == ["2", "B", "lib@1", "0.9 [0.8, 1]", "[0.1, 0.5]", "2 [2, 2]", "0.00", "–", "–", "–", "–", "0"]
+    assert not any("Interval calibration" in line for line in lines)  # no row has intervals
+    assert render_table(hand_table(rows))[0] == "## family `fam` · LM `lm1` · setting `s1`"
+
+
+def test_render_table_calibration_rows():
+    rows = [
+        ranked_row(
+            "A", ate_coverage=0.9, ate_coverage_ci=(0.8, 0.96), ate_coverage_n=20, ate_verdict="calibrated"
+        ),
+        ranked_row(
+            "B", unit_coverage=0.5, unit_coverage_ci=(0.45, 0.55), unit_verdict="under", unit_width=2.0
+        ),
+        ranked_row("C"),  # no interval: no calibration row
+    ]
+    lines = render_table(hand_table(rows))
+    cal = lines[lines.index("Interval calibration (nominal 95%):") :]
+    header, rule, a, b = cells_of(cal)
+    assert header == ["estimator", *(name for name, _ in CALIBRATION_COLUMNS)]
+    assert rule[0].startswith(":") and all(c.endswith(":") and not c.startswith(":") for c in rule[1:])
+    assert a == ["A", "0.9 [0.8, 0.96] (n = 20)", "calibrated", "–", "–", "–"]
+    assert b == ["B", "–", "–", "0.5 [0.45, 0.55]", "under", "2"]
+
+
+def test_data_diagnostics_rows_for_variants_and_records_without_diagnostics():
+    from sdscm_bench.diagnostics import DEFAULT_THRESHOLDS
+    from sdscm_bench.leaderboard import render_data_diagnostics
+
+    recs = [
+        record("A", "d1", variant="v2", data_treated_share=0.5, data_overlap_share=0.9, data_ess_share=0.8,
+               data_sd_ite=0.3, data_nonzero_ite_share=0.9, data_max_outcome_share=0.5, data_dim_bias=0.01),
+        record("A", "d2", variant="v2", data_treated_share=0.6, data_overlap_share=0.95, data_ess_share=0.7,
+               data_sd_ite=0.5, data_nonzero_ite_share=0.8, data_max_outcome_share=0.6, data_dim_bias=-0.03),
+        record("A", "d9", lm="lm0"),  # sorts first; no diagnostics at all
+    ]  # fmt: skip
+    lines = render_data_diagnostics(recs)
+    header, _, no_diag, v2 = cells_of(lines)
+    assert len(header) == 10
+    assert no_diag == ["fam · lm0", "0 of 1", *["–"] * 8]
+    assert v2 == ["fam [v2] · lm1", "2 of 2", "0.55 [0.5, 0.6]", "0.925 [0.9]", "0.75 [0.7]", "0.4", "0.85 [0.8]",
+                  "0.55 [0.6]", "0.02", "0"]  # fmt: skip
+    text = "\n".join(lines)
+    for key, value in DEFAULT_THRESHOLDS.items():
+        assert (f"`{key}` {value}" in text) is (key != "max_value_share"), key
+
+
+def test_render_markdown_uses_the_tables_it_is_given():
+    recs = sample_records()
+    lm2_only = [t for t in ranking_tables(recs) if t.lm == "lm2"]
+    md = render_markdown(recs, HEADER, lm2_only)
+    assert "LM `lm2`" in md and "LM `lm1`" not in md and "## Data diagnostics" in md
+    assert "No results yet." not in md
+    empty = render_markdown([], HEADER)
+    assert "No results yet." in empty and "## Data diagnostics" not in empty
+
+
+def test_write_leaderboard_returns_the_merged_document(tmp_path):
+    recs = sample_records()
+    doc = write_leaderboard(tmp_path / "r.json", tmp_path / "L.md", recs[:3], HEADER)
+    assert doc["records"] == read_results(tmp_path / "r.json")["records"] and len(doc["records"]) == 3
+
+
+def test_slug():
+    from sdscm_bench.leaderboard import _slug
+
+    assert _slug("org/model:v1") == "org_model_v1" and _slug("a.b-c_d") == "a.b-c_d" and _slug("///") == "lm"
