@@ -42,9 +42,14 @@ def reuse_key(record: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(record.get(f)) for f in REUSE_FIELDS)
 
 
+#: Adapter fingerprints that identify no adapter code: such a record could match any adapter, so never reused.
+NO_FINGERPRINT: tuple[Any, ...] = (None, "", "unavailable")
+
+
 def reusable(record: Mapping[str, Any]) -> bool:
-    """Failed fits are not reused: a failure may come from the environment, so it is retried."""
-    return not record.get("failed", False) and record.get("adapter_fingerprint") not in (None, "unavailable")
+    """Failed fits are not reused (a failure may come from the environment, so it is retried), nor
+    records without an adapter fingerprint (nothing shows they came from the adapter's current code)."""
+    return not record.get("failed", False) and record.get("adapter_fingerprint") not in NO_FINGERPRINT
 
 
 def journal_dir(results_json: Path) -> Path:
@@ -74,7 +79,11 @@ class Journal:
         to a shard in the system temp folder instead, with a warning naming it, rather than raising in
         the middle of a benchmark and losing the fit.
         """
-        line = json.dumps(record, default=json_default, allow_nan=False) + "\n"
+        from sdscm_bench.results_file import _jsonable
+
+        # The values the results file would store (numpy scalars unwrapped, NaN/inf as None): a NaN in an
+        # extra field must not make the append raise in the middle of a benchmark.
+        line = json.dumps(_jsonable(record), default=json_default, allow_nan=False) + "\n"
         try:
             self._append_line(self.shard, line)
         except OSError as exc:

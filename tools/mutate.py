@@ -39,8 +39,11 @@ import argparse
 import ast
 import copy
 import dataclasses
+import json
 import marshal
 import os
+import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,42 +55,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import mutate_site
+
 ROOT = Path(__file__).resolve().parent.parent
 PRAGMA = "pragma: no mutate"
 
-# The import hook, run by every Python process of a test run (sitecustomize is imported at startup).
-# It serves the mutated module's code object (marshalled, so line numbers stay those of the real file)
-# and touches a marker file, so a run can tell that the tests really imported the mutant.
-_SITECUSTOMIZE = """
-import os as _os
-
-if _os.environ.get("SDSCM_MUTATE_MODULE"):
-    import importlib.abc as _abc
-    import importlib.util as _util
-    import marshal as _marshal
-    import sys as _sys
-
-    class _MutantLoader(_abc.Loader):
-        def create_module(self, spec):
-            return None
-
-        def exec_module(self, module):
-            with open(_os.environ["SDSCM_MUTATE_CODE"], "rb") as fh:
-                code = _marshal.load(fh)
-            with open(_os.environ["SDSCM_MUTATE_MARKER"], "a") as fh:
-                fh.write(str(_os.getpid()) + "\\n")
-            exec(code, module.__dict__)
-
-    class _MutantFinder(_abc.MetaPathFinder):
-        def find_spec(self, fullname, path=None, target=None):
-            if fullname != _os.environ["SDSCM_MUTATE_MODULE"]:
-                return None
-            return _util.spec_from_file_location(
-                fullname, _os.environ["SDSCM_MUTATE_ORIGIN"], loader=_MutantLoader()
-            )
-
-    _sys.meta_path.insert(0, _MutantFinder())
-"""
+# Every Python process of a test run imports this first (see tools/mutate_site.py, copied next to it).
+_SITECUSTOMIZE = "import mutate_site\n\nmutate_site.install_from_env()\n"
+# The baseline run: the mapped tests, unmutated, with per-test line coverage of the module.
+_BASELINE = (
+    "import json, os, sys, pytest, mutate_site\n"
+    "plugin = mutate_site.CoveragePlugin(os.environ['SDSCM_MUTATE_ORIGIN'], os.environ['SDSCM_MUTATE_COVERAGE'])\n"
+    "sys.exit(pytest.main(json.loads(os.environ['SDSCM_MUTATE_ARGS']), plugins=[plugin]))\n"
+)
 
 _COMPARE_SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.LtE,
@@ -125,6 +105,7 @@ class Mutant:
     col: int
     id: str
     apply: Callable[[ast.AST], ast.AST | None]  # mutates the node in place or returns its replacement
+    lines: tuple[int, int] = (0, 0)  # first and last line of the changed code (tests reaching them go first)
 
 
 @dataclasses.dataclass
@@ -317,6 +298,17 @@ def _mutations(
         yield "continue", "break", lambda n: ast.copy_location(ast.Break(), n)
 
 
+def _span(node: ast.AST) -> tuple[int, int]:
+    """The lines a mutation of ``node`` changes (an if's test, not its body)."""
+    if isinstance(node, ast.If | ast.While | ast.IfExp):
+        node = node.test
+    if isinstance(node, ast.comprehension):
+        parts = [node.target, node.iter, *node.ifs]
+        return min(p.lineno for p in parts), max(p.end_lineno or p.lineno for p in parts)
+    first = getattr(node, "lineno", 0)
+    return first, getattr(node, "end_lineno", None) or first
+
+
 def generate(source: str) -> list[Mutant]:
     """Every mutant of a module's source, in source order, with ids unique within the module."""
     tree = ast.parse(source)
@@ -339,7 +331,7 @@ def generate(source: str) -> list[Mutant]:
             base = f"{ctx.qualname.get(id(node), '<module>')}: {before} -> {after}"
             seen[base] += 1
             ident = base if seen[base] == 1 else f"{base} [{seen[base]}]"
-            found.append(Mutant(index, line, where.col_offset, ident, apply))
+            found.append(Mutant(index, line, where.col_offset, ident, apply, _span(node)))
     found.sort(key=lambda m: (m.line, m.col, m.index))
     return found
 
@@ -428,7 +420,7 @@ def resolve_module(name: str, config: Config) -> str:
 
 
 class Runner:
-    """Runs a module's tests against served code objects, in subprocesses that can be killed as a group."""
+    """Runs a module's tests against served code objects: a baseline subprocess, then fork servers."""
 
     def __init__(
         self, module: str, tests: list[str], workdir: Path, pytest_args: list[str], name: str
@@ -436,71 +428,118 @@ class Runner:
         self.module = module
         self.tests = tests
         self.workdir = workdir
-        self.pytest_args = pytest_args
         self.name = name
         self.origin = str(ROOT / module)
-        self._live: set[subprocess.Popen[bytes]] = set()
-        (workdir / "site").mkdir(exist_ok=True)
-        (workdir / "site" / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
-
-    def run(self, code: bytes, tag: str, timeout: float) -> tuple[str, float, str]:
-        """(status, seconds, tail of the output): killed (tests failed), survived, timeout or error."""
-        code_path = self.workdir / f"{tag}.code"
-        marker = self.workdir / f"{tag}.loaded"
-        code_path.write_bytes(code)
-        env = dict(os.environ)
-        env.setdefault("OMP_NUM_THREADS", "1")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.workdir / "site"), env.get("PYTHONPATH")]))
-        env.update(
-            SDSCM_MUTATE_MODULE=self.name,
-            SDSCM_MUTATE_CODE=str(code_path),
-            SDSCM_MUTATE_ORIGIN=self.origin,
-            SDSCM_MUTATE_MARKER=str(marker),
-        )
         # --assert=plain: pytest's assertion rewriter also claims the modules of its plugins (sdscm_bench is
-        # one) and would load them from disk, ahead of the hook; test failures still fail without it.
-        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--assert=plain"]
-        cmd += self.pytest_args
+        # one) and would load them from disk, ahead of the hook; failing tests still fail without it.
+        self.args = ["-x", "-q", "-p", "no:cacheprovider", "--assert=plain", *pytest_args, *tests]
+        self.coverage: dict[str, list[int]] = {}
+        self.outside: set[int] = set()
+        self._servers: queue.Queue[subprocess.Popen[str]] = queue.Queue()
+        self._all: list[subprocess.Popen[str]] = []
+        site = workdir / "site"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
+        shutil.copy(Path(__file__).with_name("mutate_site.py"), site / "mutate_site.py")
+        self.env = dict(os.environ)
+        self.env.setdefault("OMP_NUM_THREADS", "1")
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), self.env.get("PYTHONPATH")]))
+        for key in mutate_site.ENV:
+            self.env.pop(key, None)
+
+    def _mutant_env(self, tag: str) -> dict[str, str]:
+        return {
+            "SDSCM_MUTATE_MODULE": self.name,
+            "SDSCM_MUTATE_CODE": str(self.workdir / f"{tag}.code"),
+            "SDSCM_MUTATE_ORIGIN": self.origin,
+            "SDSCM_MUTATE_MARKER": str(self.workdir / f"{tag}.loaded"),
+        }
+
+    def baseline(self, code: bytes) -> tuple[bool, float, str]:
+        """Run the unmutated tests with coverage; (passed and imported through the hook, seconds, output)."""
+        env = {**self.env, **self._mutant_env("baseline")}
+        Path(env["SDSCM_MUTATE_CODE"]).write_bytes(code)
+        env["SDSCM_MUTATE_COVERAGE"] = str(self.workdir / "coverage.json")
+        env["SDSCM_MUTATE_ARGS"] = json.dumps(self.args)
         start = time.monotonic()
-        proc = subprocess.Popen(
-            [*cmd, *self.tests],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a timeout kills xdist workers too
+        proc = subprocess.run(
+            [sys.executable, "-c", _BASELINE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
         )
-        self._live.add(proc)
+        seconds = time.monotonic() - start
+        out = (proc.stdout + proc.stderr).strip()
+        if proc.returncode != 0 or not Path(env["SDSCM_MUTATE_MARKER"]).is_file():
+            why = "" if proc.returncode else "the tests never imported the module through the hook\n"
+            return False, seconds, why + "\n".join(out.splitlines()[-30:])
+        doc = json.loads(Path(env["SDSCM_MUTATE_COVERAGE"]).read_text(encoding="utf-8"))
+        self.coverage, self.outside = doc["tests"], set(doc["outside"])
+        self.preload = doc["modules"]
+        return True, seconds, out
+
+    def start_servers(self, n: int) -> None:
+        for _ in range(n):
+            server = subprocess.Popen(
+                [sys.executable, "-c", "import mutate_site; mutate_site.serve()"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            assert server.stdin is not None and server.stdout is not None
+            server.stdin.write(json.dumps({"preload": self.preload, "root": str(ROOT)}) + "\n")
+            server.stdin.flush()
+            if not json.loads(server.stdout.readline() or "{}").get("ready"):
+                raise SystemExit("the mutant fork server did not start")
+            self._servers.put(server)
+            self._all.append(server)
+
+    def reaching(self, mutant: Mutant) -> list[str]:
+        """The tests that ran a line of the mutated code in the baseline, in collection order."""
+        span = set(range(mutant.lines[0], mutant.lines[1] + 1))
+        return [test for test, lines in self.coverage.items() if span.intersection(lines)]
+
+    def run(self, code: bytes, tag: str, timeout: float, first: list[str]) -> tuple[str, float, str]:
+        """(status, seconds, tail of the output): killed (tests failed), survived, timeout or error."""
+        env = self._mutant_env(tag)
+        code_path, marker, log = Path(env["SDSCM_MUTATE_CODE"]), Path(env["SDSCM_MUTATE_MARKER"]), ""
+        code_path.write_bytes(code)
+        server = self._servers.get()
+        start = time.monotonic()
         try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._kill(proc)
-            proc.communicate()
-            return "timeout", time.monotonic() - start, ""
+            request = {"env": env, "args": self.args, "first": first, "timeout": timeout, "cwd": str(ROOT)}
+            request["log"] = str(self.workdir / f"{tag}.log")
+            assert server.stdin is not None and server.stdout is not None
+            server.stdin.write(json.dumps(request) + "\n")
+            server.stdin.flush()
+            rc = json.loads(server.stdout.readline())["rc"]
         finally:
-            self._live.discard(proc)
+            self._servers.put(server)
             code_path.unlink(missing_ok=True)
         seconds = time.monotonic() - start
-        tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-15:])
         loaded = marker.is_file()
         marker.unlink(missing_ok=True)
+        log_path = self.workdir / f"{tag}.log"
+        if log_path.is_file():
+            log = "\n".join(log_path.read_text(errors="replace").strip().splitlines()[-15:])
+            log_path.unlink()
+        if rc is None:
+            return "timeout", seconds, ""
         # pytest exit codes: 0 passed, 1 tests failed, 2 interrupted (e.g. an import error), 3 internal error
-        if proc.returncode == 0:
-            return ("survived" if loaded else "error"), seconds, "" if loaded else "module never imported"
-        if proc.returncode in (1, 2, 3):
-            return "killed", seconds, tail
-        return "error", seconds, f"pytest exit code {proc.returncode}\n{tail}"
+        if rc == 0:
+            return ("survived", seconds, "") if loaded else ("error", seconds, "module never imported")
+        if rc in (1, 2, 3):
+            return "killed", seconds, log
+        return "error", seconds, f"pytest exit code {rc}\n{log}"
 
-    @staticmethod
-    def _kill(proc: subprocess.Popen[bytes]) -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    def kill_all(self) -> None:
-        for proc in list(self._live):
-            self._kill(proc)
+    def close(self) -> None:
+        """Stop the fork servers (and, through their process groups, anything a test left running)."""
+        for server in self._all:
+            try:
+                os.killpg(server.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            server.wait()
 
 
 def mutate_module(module: str, config: Config, args: argparse.Namespace) -> dict[str, object]:
@@ -518,39 +557,55 @@ def mutate_module(module: str, config: Config, args: argparse.Namespace) -> dict
     if not tests:
         raise SystemExit(f"{module}: no tests mapped; add it to [tool.sdscm-mutate.modules] or pass --tests")
     name = module_name(module, config.package_dirs)
+    outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="sdscm-mutate-") as tmp:
         runner = Runner(module, tests, Path(tmp), args.pytest_args, name)
-        status, base_seconds, tail = runner.run(mutated_code(source, None, runner.origin), "baseline", 600)
-        if status != "survived":
-            raise SystemExit(f"{module}: the unmutated baseline does not pass ({status}):\n{tail}")
-        timeout = args.timeout or max(30.0, 3 * base_seconds + 10)
-        print(f"   baseline passes in {base_seconds:.1f}s; per-mutant timeout {timeout:.0f}s", flush=True)
-        outcomes: list[Outcome] = []
-
-        def one(mutant: Mutant) -> Outcome:
-            try:
-                code = mutated_code(source, mutant, runner.origin)
-            except (SyntaxError, ValueError, TypeError) as exc:
-                return Outcome(mutant, "error", 0.0, f"does not compile: {exc}")
-            status, seconds, detail = runner.run(code, f"m{mutant.index}-{mutant.line}-{id(mutant)}", timeout)
-            return Outcome(mutant, status, seconds, detail)
-
-        pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
         try:
-            for n, outcome in enumerate(pool.map(one, todo), start=1):
-                outcomes.append(outcome)
-                mark = {"killed": ".", "survived": "S", "timeout": "T", "error": "E"}[outcome.status]
-                if args.verbose:
-                    print(
-                        f"   [{n}/{len(todo)}] {outcome.status:8} L{outcome.mutant.line} {outcome.mutant.id}"
+            ok, base_seconds, tail = runner.baseline(mutated_code(source, None, runner.origin))
+            if not ok:
+                raise SystemExit(f"{module}: the unmutated baseline does not pass:\n{tail}")
+            timeout = args.timeout or max(30.0, 3 * base_seconds + 10)
+            print(f"   baseline passes in {base_seconds:.1f}s; per-mutant timeout {timeout:.0f}s", flush=True)
+            runner.start_servers(max(1, args.jobs))
+            # The unmutated code through the fork server must pass too, or every "kill" would be the server's.
+            status, _, detail = runner.run(mutated_code(source, None, runner.origin), "check", timeout, [])
+            if status != "survived":
+                raise SystemExit(
+                    f"{module}: the unmutated code fails in the fork server ({status}):\n{detail}"
+                )
+
+            def one(mutant: Mutant) -> Outcome:
+                try:
+                    code = mutated_code(source, mutant, runner.origin)
+                except (SyntaxError, ValueError, TypeError) as exc:
+                    return Outcome(mutant, "error", 0.0, f"does not compile: {exc}")
+                reaching = runner.reaching(mutant)
+                status, seconds, detail = runner.run(code, f"m{mutant.index}-{id(mutant)}", timeout, reaching)
+                if status == "survived" and not reaching:
+                    detail = "no test runs this code" + (
+                        " (outside tests)" if mutant.line in runner.outside else ""
                     )
-                else:
-                    print(mark, end="" if n % 80 else "\n", flush=True)
-        except KeyboardInterrupt:
-            runner.kill_all()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
+                return Outcome(mutant, status, seconds, detail)
+
+            pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
+            try:
+                for n, outcome in enumerate(pool.map(one, todo), start=1):
+                    outcomes.append(outcome)
+                    if args.verbose:
+                        m = outcome.mutant
+                        print(
+                            f"   [{n}/{len(todo)}] {outcome.status:8} {outcome.seconds:5.1f}s L{m.line} {m.id}"
+                        )
+                    else:
+                        mark = {"killed": ".", "survived": "S", "timeout": "T", "error": "E"}[outcome.status]
+                        print(mark, end="" if n % 80 else "\n", flush=True)
+            except KeyboardInterrupt:
+                runner.close()  # unblocks the workers waiting on a server
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
+        finally:
+            runner.close()
     print()
     counts = Counter(o.status for o in outcomes)
     scored = counts["killed"] + counts["survived"] + counts["timeout"]
@@ -565,7 +620,8 @@ def mutate_module(module: str, config: Config, args: argparse.Namespace) -> dict
         if rows:
             print(f"   {title}:")
             for o in rows:
-                print(f"     L{o.mutant.line}: {o.mutant.id}")
+                note = f"   [{o.detail}]" if wanted == "survived" and o.detail else ""
+                print(f"     L{o.mutant.line}: {o.mutant.id}{note}")
                 if wanted == "error" and o.detail:
                     print("       " + o.detail.replace("\n", "\n       "))
     if excluded:
