@@ -490,3 +490,160 @@ def test_slug():
     from sdscm_bench.leaderboard import _slug
 
     assert _slug("org/model:v1") == "org_model_v1" and _slug("a.b-c_d") == "a.b-c_d" and _slug("///") == "lm"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Box plots: what each figure shows
+
+
+def png_size(path):
+    data = path.read_bytes()
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Every figure box_plots saves (by file name) and every boxplot call (by axes title)."""
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    figures, boxes = {}, {}
+    save, boxplot = Figure.savefig, Axes.boxplot
+
+    def savefig(self, path, *args, **kw):
+        figures[path.name] = self
+        return save(self, path, *args, **kw)
+
+    def record_boxplot(self, data, *args, **kw):
+        boxes.setdefault(id(self), []).append((data, kw.get("positions")))
+        return boxplot(self, data, *args, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    monkeypatch.setattr(Axes, "boxplot", record_boxplot)
+    return figures, boxes
+
+
+def test_box_plot_panels_axes_and_data(tmp_path, captured):
+    figures, boxes = captured
+    recs = [
+        # Setting s1: A, B, C with CATE R²; an extra dataset only A has (not in the main table).
+        *(record(e, d, setting="s1", cate_r2=v, pehe_sd_ite=abs(v) + 0.1)
+          for e, vals in {"A": (0.1, 0.2, 0.3), "B": (0.4, 0.5, 0.6), "C": (-5.0, -4.0, -3.0)}.items()
+          for d, v in zip(("d1", "d2", "d3"), vals, strict=True)),
+        record("A", "d9", setting="s1", cate_r2=-1e6, pehe_sd_ite=1e6),
+        # Setting s2: C gives no CATE R² here; A failed on d2 (its number must not be drawn).
+        record("A", "d1", setting="s2", cate_r2=0.7), record("A", "d2", setting="s2", failed=True, cate_r2=1e6),
+        record("B", "d1", setting="s2", cate_r2=0.8), record("B", "d2", setting="s2", cate_r2=0.9),
+        record("C", "d1", setting="s2"), record("C", "d2", setting="s2"),
+    ]  # fmt: skip
+    paths = box_plots(recs, tmp_path)
+    assert sorted(p.name for p in paths) == ["fam_lm1_cate_r2.png", "fam_lm1_pehe_sd_ite.png"]
+    fig = figures["fam_lm1_cate_r2.png"]
+    s1, s2 = fig.axes
+    assert [s1.get_title(), s2.get_title()] == ["setting: s1", "setting: s2"]
+    assert s1.get_yscale() == "symlog" and s1.yaxis.get_transform().linthresh == 1.0
+    assert s1.get_ylabel() == "CATE R² (symlog axis)"
+    assert fig._suptitle.get_text() == "CATE R² (symlog axis) per dataset, family fam, LM lm1"
+    for ax in (s1, s2):
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B", "C"]
+        assert ax.get_xlim() == (-0.5, 2.5)
+    assert boxes[id(s1)] == [([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [-5.0, -4.0, -3.0]], [0, 1, 2])]
+    assert boxes[id(s2)] == [([[0.7], [0.8, 0.9]], [0, 1])]  # no failed value, C's slot left empty
+    pehe = figures["fam_lm1_pehe_sd_ite.png"]
+    assert pehe.axes[0].get_yscale() == "log" and len(pehe.axes) == 2
+    assert [t.get_text() for t in pehe.axes[0].get_xticklabels()] == ["A", "B", "C"]
+    # 100 dpi; each panel max(4, 0.6 * 3 + 1.5) = 4 inches wide and 4.5 high, one panel per setting.
+    assert png_size(tmp_path / "fam_lm1_cate_r2.png") == (800, 450)
+
+
+def test_box_plot_width_grows_with_the_estimators(tmp_path, captured):
+    figures, boxes = captured
+    recs = [record(f"E{i}", d, cate_r2=0.1 * i) for i in range(6) for d in ("d1", "d2")]
+    (path,) = box_plots(recs, tmp_path)
+    assert png_size(path) == (510, 450)  # 0.6 * 6 + 1.5 = 5.1 inches
+    assert len(figures[path.name].axes) == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# Front page
+
+
+def source_table(lm, rmses, setting="s1", main=True, variant=None):
+    rows = [ranked_row(e, ate_rmse=v) for e, v in rmses.items()]
+    return hand_table(rows, lm=lm, setting=setting, main=main, variant=variant)
+
+
+def test_ranking_agreement_pairs_sources_per_setting():
+    from sdscm_bench.leaderboard import ranking_agreement
+
+    tables = [
+        source_table("a", {"A": 1.0, "B": 2.0, "C": 3.0}),
+        source_table("b", {"A": 1.0, "B": 3.0, "C": 2.0}),
+        source_table("c", {"A": 3.0, "B": 2.0, "C": 1.0}, variant="v2"),
+        source_table("a2", {"A": 1.0, "B": 2.0}),  # 2 estimators in common: no pair, the next pairs go on
+        source_table("e", {"A": 3.0, "B": 2.0, "C": 1.0}, main=False),  # a further table: not a source
+        source_table("f", {"A": 1.0, "B": 2.0, "C": 3.0}, setting="s2"),  # alone in its setting
+    ]
+    rows = ranking_agreement(tables)
+    got = [(r["data A"], r["data B"], r["estimators"], round(r["Kendall tau"], 6)) for r in rows]
+    # Sources in sorted order ("[" sorts before "·"): c, a, a2, b.
+    assert got == [
+        ("fam [v2] · c", "fam · a", 3, -1.0),
+        ("fam [v2] · c", "fam · b", 3, round(-1 / 3, 6)),
+        ("fam · a", "fam · b", 3, round(1 / 3, 6)),
+    ]
+    assert {r["setting"] for r in rows} == {"s1"}
+
+
+def test_front_page_run_log_latest_provenance_and_sections(tmp_path):
+    from sdscm_bench.leaderboard import render_front_page
+
+    recs = sample_records()
+    runs = [
+        {"run_id": "r1", "date": "2025-01-01", "git_commit": "0123456789abcdef", "git_dirty": True,
+         "n_records": 4, "command": "first"},
+        {"run_id": "r2", "date": "2025-01-02", "git_commit": "fedcba9876543210", "git_dirty": False,
+         "n_records": 9, "command": "second", "python": "CPython 9.9"},
+    ]  # fmt: skip
+    plots = [tmp_path / "fam_lm1_cate_r2.png"]
+    page = render_front_page({"records": recs, "runs": runs}, "# Intro\n\n", plots)
+    assert page.startswith("# Intro\n\n**Provenance warning.**\n\n") and "- 1 of 2 runs below ran" in page
+    log = cells_of(page.split("## Runs merged into these tables", 1)[1].split("\n\n## ", 1)[0].splitlines())
+    assert log[2] == ["r1", "2025-01-01", "0123456789", "yes", "4", "`first`"]
+    assert log[3] == ["r2", "2025-01-02", "fedcba9876", "no", "9", "`second`"]
+    assert "![fam_lm1_cate_r2](fam_lm1_cate_r2.png)" in page.split("## Box plots", 1)[1]
+    tables_part = page.split("## Tables\n\nProvenance of the latest run:", 1)[1]
+    assert "- Python: CPython 9.9" in tables_part and "# sdscm-bench leaderboard" not in page
+    assert "- Command: `second`" in tables_part
+    # Without runs or plots: an empty run table, no box plots, and a header of dashes.
+    bare = render_front_page({"records": recs}, "# Intro", [])
+    assert "## Box plots" not in bare and "- Command: `–`" in bare
+    assert "runs below ran" not in bare and f"{len(recs)} of {len(recs)} records were fitted before" in bare
+
+
+def test_front_page_agreement_section():
+    from sdscm_bench.leaderboard import render_front_page
+
+    recs = []
+    for est, err in {"A": 0.1, "B": 0.2, "C": 0.3}.items():
+        for d in ("d1", "d2"):
+            recs += [record(est, d, lm="x", ate=err), record(est, d, lm="y", ate=err)]
+    page = render_front_page({"records": recs, "runs": []}, "# Intro", [])
+    section = page.split("## Do the rankings carry over between data sources?", 1)[1].split("\n## ", 1)[0]
+    assert cells_of(section.splitlines())[2] == ["s1", "fam · x", "fam · y", "3", "1"]
+    single = [r for r in recs if r["lm"] == "x"]
+    assert "carry over" not in render_front_page({"records": single, "runs": []}, "# Intro", [])
+
+
+def test_dirty_notice_without_publisher_and_unknown_flags():
+    from sdscm_bench.leaderboard import dirty_notice
+
+    recs = [record(run_id="r", git_dirty=True), record(dataset="d2", run_id="r", git_dirty=None)]
+    lines = dirty_notice(recs, [{"git_dirty": False}, {"git_dirty": True}, {"git_dirty": True}], None)
+    assert lines[0] == "**Provenance warning.**" and lines[-1] == ""
+    text = "\n".join(lines)
+    assert "rendered from a working tree" not in text
+    assert "- 2 of 3 runs below ran from a working tree with uncommitted changes." in text
+    assert "- 1 of 1 records with provenance were fitted from such a tree." in text  # None: unknown
+    assert "were fitted before records carried" not in text
+    assert dirty_notice(recs[1:], [], {"git_dirty": False}) == []
