@@ -447,3 +447,15 @@ def test_truth_must_be_a_non_empty_vector(ite):
         dataset_metrics(
             ate=1.0, cate=None, ate_interval=None, cate_interval=None, ite=ite, y=ite, fit_seconds=None
         )
+
+
+def test_small_but_nonzero_spreads_standardise():
+    # ite = [0, 1]: sd 0.5; y = [0, 2]: sd 1; cate = [0, 0]: PEHE = sqrt(1/2). Spreads at or below 1
+    # are spreads, not "undefined": pehe_sd_ite = sqrt(1/2) / 0.5, pehe_sd_y = sqrt(1/2) / 1.
+    m = dataset_metrics(
+        ate=0.0, cate=[0.0, 0.0], ate_interval=None, cate_interval=None, ite=[0.0, 1.0], y=[0.0, 2.0],
+        fit_seconds=None,
+    )  # fmt: skip
+    assert m["pehe_sd_ite"] == pytest.approx(math.sqrt(0.5) / 0.5)
+    assert m["pehe_sd_y"] == pytest.approx(math.sqrt(0.5))
+    assert m["cate_r2"] == pytest.approx(1 - 1 / 0.5)  # SS_res 1, SS_tot 0.5
