@@ -1,9 +1,21 @@
-"""Dataset-level interventions: do(X=v) on any non-exogenous variable, and randomised (RCT) assignment."""
+"""Dataset-level interventions: do(X=v) on any non-exogenous variable, and randomised (RCT) assignment.
+
+The RCT assignment is checked against README's documented stream (``default_rng([seed, 10_000 + i])``,
+re-derived in ``tests/reference_sdscm.py``), and for independence of everything the unit would
+otherwise have chosen; do() against the same unit's observational values (shared noise).
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
+from reference_sdscm import descendants, rct_assignment
+from scipy.stats import chi2_contingency, chisquare
 
 from sdscm_bench.cli import main
 from sdscm_bench.errors import InterventionError
@@ -25,31 +37,59 @@ def family():
 
 def test_rct_randomises_treatment_and_keeps_shared_noise(lm, family):
     treat = family.treatment.variable
-    base = generate_dataset(family, lm, GenerationSettings(300, 4))
-    rct = generate_dataset(family, lm, GenerationSettings(300, 4, randomized=(treat,)))
-    t = rct.table["t"].to_numpy()
-    assert 0.4 < t.mean() < 0.6  # uniform over two candidates, whatever the LM prefers
+    n, seed = 400, 4
+    base = generate_dataset(family, lm, GenerationSettings(n, seed))
+    rct = generate_dataset(family, lm, GenerationSettings(n, seed, randomized=(treat,)))
+    assert rct.meta["randomized"] == [treat]
+    # Each unit's arm is README's draw from its own stream, whatever the LM and the parents say.
+    np.testing.assert_array_equal(rct.table[treat], rct_assignment(family, treat, seed, n))
+    assert chisquare(np.bincount(rct.table[treat], minlength=2)).pvalue > 1e-3  # uniform
+    # Independent of every pre-treatment variable and of the arm the unit would have chosen.
     upstream = [v for v in family.order() if v != treat and v not in family.descendants(treat)]
+    for other in [base.table[treat], *(rct.table[v] for v in upstream)]:
+        p = chi2_contingency(pd.crosstab(rct.table[treat], other).to_numpy()).pvalue
+        assert p > 1e-3, (other.name, p)
+    assert (rct.table["t"] != base.table["t"]).any()  # the randomisation overrode some units' choice
     for v in upstream:  # same unit noise: upstream values are the observational ones
         assert (rct.table[v] == base.table[v]).all()
     same = rct.table["t"] == base.table["t"]
     assert same.any()
-    for v in family.order():  # where the draw matches the observational treatment, nothing changes
-        assert (rct.table.loc[same, v] == base.table.loc[same, v]).all()
-    # The randomisation is independent of every pre-treatment variable's value (it ignores them).
-    assert rct.meta["randomized"] == [treat]
+    for column in base.table.columns:  # where the draw matches the observational arm, nothing changes
+        if column not in ("propensity",):
+            np.testing.assert_array_equal(rct.table.loc[same, column], base.table.loc[same, column], column)
 
 
 def test_do_sets_a_mediator_for_every_unit_in_every_world(lm, family):
     mediator = "fertilizer use"
     value = family.by_name[mediator].candidates[1]
-    ds = generate_dataset(family, lm, GenerationSettings(80, 2, interventions=((mediator, value),)))
+    n, seed = 80, 2
+    base = generate_dataset(family, lm, GenerationSettings(n, seed))
+    ds = generate_dataset(family, lm, GenerationSettings(n, seed, interventions=((mediator, value),)))
     treat = family.treatment
+    assert mediator in family.descendants(treat.variable)  # so each do(T) world has its own column
     for world in ("", f"|do({treat.variable}={treat.control})", f"|do({treat.variable}={treat.treated})"):
-        column = mediator + world
-        if column in ds.table:
-            assert (ds.table[column] == 1).all()
+        assert (ds.table[mediator + world] == 1).all(), world
     np.testing.assert_allclose(ds.table["ite"], ds.table["y1"] - ds.table["y0"])
+    # Shared noise: variables the mediator cannot reach keep their observational values, ...
+    unaffected = [v for v in family.order() if v != mediator and v not in descendants(family, mediator)]
+    for v in unaffected:
+        np.testing.assert_array_equal(ds.table[v], base.table[v], v)
+    # ... and a unit whose observational mediator already was the forced value is unchanged.
+    already = (base.table[mediator] == 1).to_numpy()
+    assert 0 < already.sum() < n
+    for v in family.order():
+        np.testing.assert_array_equal(ds.table[v][already], base.table[v][already], v)
+    # The outcome reads the forced text: some unit that had the other value changes its outcome scores.
+    logp = [c for c in ds.table.columns if c.startswith(f"logp:{family.outcome.variable}=") and "|" not in c]
+    changed = ~np.isclose(ds.table[logp], base.table[logp]).all(axis=1)
+    assert changed[~already].any() and not changed[already].any()
+
+
+def test_an_intervention_and_a_randomisation_of_one_variable_are_refused(lm, family):
+    """The same variable under --do and --rct at once is ambiguous: refused, naming the variable."""
+    settings = GenerationSettings(5, 0, interventions=(("subsidy", "accepted"),), randomized=("subsidy",))
+    with pytest.raises(InterventionError, match="'subsidy' is intervened on twice"):
+        generate_dataset(family, lm, settings)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +106,14 @@ def test_bad_interventions_are_named(lm, family, interventions, message):
     assert "agriculture.yaml" in str(info.value)
 
 
-def test_cli_do_and_rct(tmp_path, capsys):
+def generated(out: str) -> tuple[pd.DataFrame, dict]:
+    """The table and metadata of the one dataset whose cache path the CLI printed."""
+    (path,) = re.findall(r"-> (\S+)$", out, flags=re.M)
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    return pd.read_parquet(Path(path) / "data.parquet"), manifest["meta"]
+
+
+def test_cli_do_and_rct(tmp_path, capsys, family):
     args = [
         "generate",
         "agriculture",
@@ -79,9 +126,21 @@ def test_cli_do_and_rct(tmp_path, capsys):
         str(tmp_path),
     ]
     assert main([*args, "--rct", "subsidy"]) == 0
+    table, meta = generated(capsys.readouterr().out)
+    assert meta["randomized"] == ["subsidy"]
+    np.testing.assert_array_equal(table["subsidy"], rct_assignment(family, "subsidy", meta["seed"], 10))
+    assert (table["propensity"] == 0.5).all()
+
+    assert main([*args, "--do", "fertilizer use=heavy"]) == 0
+    table, meta = generated(capsys.readouterr().out)
+    assert meta["interventions"] == [["fertilizer use", "heavy"]]
+    heavy = family.index_of("fertilizer use", "heavy")
+    assert (table[[c for c in table.columns if c.split("|")[0] == "fertilizer use"]] == heavy).all().all()
+
     assert main([*args, "--do", "region=north"]) == 2
     assert "exogenous" in capsys.readouterr().err
     assert main([*args, "--do", "no equals sign"]) == 2
+    assert "write VARIABLE=VALUE" in capsys.readouterr().err
 
 
 # --- what `propensity` means under interventions --------------------------------------------------
@@ -97,7 +156,10 @@ def test_propensity_is_the_true_assignment_probability(lm):
     assert len(toy.by_name[treat.variable].candidates) == 2
     assert (rct.table["propensity"] == 0.5).all()
     assert rct.meta["propensity_definition"] == "randomised assignment probability"
-    assert 0 < rct.table["t"].mean() < 1  # both arms drawn (the LM alone would pick one arm for every unit)
+    # Each unit's arm is its documented RCT draw (both arms occur; the LM alone picks one arm for nearly all).
+    assigned = rct_assignment(toy, treat.variable, 2, 60)
+    np.testing.assert_array_equal(rct.table["t"], assigned == toy.index_of(treat.variable, treat.treated))
+    assert 0 < rct.table["t"].mean() < 1
     for value, expected in ((treat.treated, 1.0), (treat.control, 0.0)):
         do = generate_dataset(toy, lm, GenerationSettings(60, 2, interventions=((treat.variable, value),)))
         assert (do.table["propensity"] == expected).all()
