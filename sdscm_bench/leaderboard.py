@@ -447,7 +447,7 @@ def render_front_page(
     lines = [intro.rstrip(), "", *dirty_notice(records, runs, publisher)]
     lines += ["## Runs merged into these tables", ""]
     run_rows = [
-        [r.get("run_id", DASH), r.get("date", DASH), r.get("git_commit", DASH) and str(r.get("git_commit"))[:10],
+        [r.get("run_id", DASH), r.get("date", DASH), str(r["git_commit"])[:10] if r.get("git_commit") else DASH,
          "yes" if r.get("git_dirty") else "no", r.get("n_records", DASH), f"`{r.get('command', DASH)}`"]
         for r in runs
     ]  # fmt: skip

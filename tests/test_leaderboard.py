@@ -536,11 +536,14 @@ def test_box_plot_panels_axes_and_data(tmp_path, captured):
         record("B", "d1", setting="s2", cate_r2=0.8), record("B", "d2", setting="s2", cate_r2=0.9),
         record("C", "d1", setting="s2"), record("C", "d2", setting="s2"),
     ]  # fmt: skip
-    paths = box_plots(recs, tmp_path)
+    paths = box_plots(recs, tmp_path / "new" / "plots")  # the folder is created
     assert sorted(p.name for p in paths) == ["fam_lm1_cate_r2.png", "fam_lm1_pehe_sd_ite.png"]
+    assert all(p.parent == tmp_path / "new" / "plots" and p.is_file() for p in paths)
     fig = figures["fam_lm1_cate_r2.png"]
     s1, s2 = fig.axes
     assert [s1.get_title(), s2.get_title()] == ["setting: s1", "setting: s2"]
+    # Side by side on one shared y axis, so the settings compare at a glance.
+    assert s1.get_position().x1 < s2.get_position().x0 and s1.get_shared_y_axes().joined(s1, s2)
     assert s1.get_yscale() == "symlog" and s1.yaxis.get_transform().linthresh == 1.0
     assert s1.get_ylabel() == "CATE R² (symlog axis)"
     assert fig._suptitle.get_text() == "CATE R² (symlog axis) per dataset, family fam, LM lm1"
@@ -553,7 +556,7 @@ def test_box_plot_panels_axes_and_data(tmp_path, captured):
     assert pehe.axes[0].get_yscale() == "log" and len(pehe.axes) == 2
     assert [t.get_text() for t in pehe.axes[0].get_xticklabels()] == ["A", "B", "C"]
     # 100 dpi; each panel max(4, 0.6 * 3 + 1.5) = 4 inches wide and 4.5 high, one panel per setting.
-    assert png_size(tmp_path / "fam_lm1_cate_r2.png") == (800, 450)
+    assert png_size(tmp_path / "new" / "plots" / "fam_lm1_cate_r2.png") == (800, 450)
 
 
 def test_box_plot_width_grows_with_the_estimators(tmp_path, captured):
@@ -600,6 +603,7 @@ def test_front_page_run_log_latest_provenance_and_sections(tmp_path):
 
     recs = sample_records()
     runs = [
+        {"run_id": "r0", "git_dirty": False, "python": "CPython 0.0"},  # no commit known: a dash, not "None"
         {"run_id": "r1", "date": "2025-01-01", "git_commit": "0123456789abcdef", "git_dirty": True,
          "n_records": 4, "command": "first"},
         {"run_id": "r2", "date": "2025-01-02", "git_commit": "fedcba9876543210", "git_dirty": False,
@@ -607,10 +611,11 @@ def test_front_page_run_log_latest_provenance_and_sections(tmp_path):
     ]  # fmt: skip
     plots = [tmp_path / "fam_lm1_cate_r2.png"]
     page = render_front_page({"records": recs, "runs": runs}, "# Intro\n\n", plots)
-    assert page.startswith("# Intro\n\n**Provenance warning.**\n\n") and "- 1 of 2 runs below ran" in page
+    assert page.startswith("# Intro\n\n**Provenance warning.**\n\n") and "- 1 of 3 runs below ran" in page
     log = cells_of(page.split("## Runs merged into these tables", 1)[1].split("\n\n## ", 1)[0].splitlines())
-    assert log[2] == ["r1", "2025-01-01", "0123456789", "yes", "4", "`first`"]
-    assert log[3] == ["r2", "2025-01-02", "fedcba9876", "no", "9", "`second`"]
+    assert log[2] == ["r0", "–", "–", "no", "–", "`–`"]
+    assert log[3] == ["r1", "2025-01-01", "0123456789", "yes", "4", "`first`"]
+    assert log[4] == ["r2", "2025-01-02", "fedcba9876", "no", "9", "`second`"]
     assert "![fam_lm1_cate_r2](fam_lm1_cate_r2.png)" in page.split("## Box plots", 1)[1]
     tables_part = page.split("## Tables\n\nProvenance of the latest run:", 1)[1]
     assert "- Python: CPython 9.9" in tables_part and "# sdscm-bench leaderboard" not in page
