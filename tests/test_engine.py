@@ -10,6 +10,7 @@ embedded SmolLM2. The engine is used through its public API (``CandidateScorer.s
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,8 @@ from sdscm_bench.cache import table_bytes
 from sdscm_bench.dataset import SDSCMDataset, do_suffix, logp_column
 from sdscm_bench.generate import GenerationSettings, generate_dataset
 from sdscm_bench.lm import TINY_CORPUS, LanguageModel, load_lm
-from sdscm_bench.scoring import CandidateScorer, InPlaceTokenizer, reference_score
+from sdscm_bench.sampler import Sampler, SamplerConfig
+from sdscm_bench.scoring import CandidateScorer, InPlaceTokenizer, KVState, Tokenized, reference_score
 from sdscm_bench.spec import Family, parse_family
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -102,6 +104,88 @@ def test_mean_is_sum_over_token_count(reference_lm: LanguageModel) -> None:
         counts.append(len(ids) - first)
         assert abs(m - s / counts[-1]) <= SCORE_ATOL, (cand, s, m, counts[-1])
     assert len(set(counts)) > 1  # candidates of different lengths: a wrong count would show
+
+
+def common_prefix(*seqs: list[int]) -> int:
+    n = 0
+    while all(len(q) > n for q in seqs) and len({q[n] for q in seqs}) == 1:
+        n += 1
+    return n
+
+
+def test_scorer_runs_each_context_once_and_continues_cached_rows(reference_lm: LanguageModel) -> None:
+    """README "Speed": a context's tokens run once per forward pass with every candidate as a branch, and a
+    later context continues a cached row, running only what is new; the stats count exactly that."""
+    scorer = CandidateScorer(reference_lm)
+    tok = reference_lm.tokenizer
+    groups = [("Sam arrives", [" on time", " late"]), ("The weather is", [" sunny", " rainy", " snowy"])]
+    targets = [[scorer.tokenize(ctx, c) for c in cands] for ctx, cands in groups]
+    state, scores = scorer.extend(KVState.empty(1), [(0, t) for t in targets])
+    rows: list[list[int]] = []
+    row_tokens = []
+    for ctx, cands in groups:
+        ids = [candidate_token_ids(tok, ctx, c)[0] for c in cands]
+        shared = common_prefix(*ids)
+        row_tokens.append(shared + sum(len(i) - shared for i in ids))
+        rows.extend(ids)
+    assert state.stats == {"tokens": sum(row_tokens), "forwards": 1, "slots": 2 * max(row_tokens)}
+    assert [list(t) for t in state.tokens] == rows and len(state) == 5
+    for (ctx, cands), got in zip(groups, scores, strict=True):
+        want = [plain_score(reference_lm.model, tok, ctx, c) for c in cands]
+        np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)
+
+    # Continue logical row 1 ("Sam arrives late"); rows 0 and 2 are other branches of the same cache.
+    for parent, ctx in [(1, "Sam arrives late. The weather is"), (2, "The weather is sunny. Sam arrives")]:
+        cands = [" sunny", " rainy"] if parent == 1 else [" on time", " late"]
+        new_targets = [scorer.tokenize(ctx, c) for c in cands]
+        after, new_scores = scorer.extend(state, [(parent, new_targets)])
+        ids = [candidate_token_ids(tok, ctx, c) for c in cands]
+        keep = min(min(common_prefix(rows[parent], i) for i, _ in ids), min(first for _, first in ids) - 1)
+        shared = common_prefix(*(i for i, _ in ids))
+        assert keep > 3  # the parent's cached tokens are reused
+        assert after.stats["tokens"] - state.stats["tokens"] == shared - keep + sum(
+            len(i) - shared for i, _ in ids
+        )
+        assert after.stats["forwards"] == 2
+        want = [plain_score(reference_lm.model, tok, ctx, c) for c in cands]
+        np.testing.assert_allclose(new_scores[0], want, rtol=0, atol=SCORE_ATOL)
+
+
+class CountingScorer(CandidateScorer):
+    """Records the tokens and slots each forward pass added to the stats."""
+
+    def __init__(self, lm: LanguageModel, mode: str = "sum") -> None:
+        super().__init__(lm, mode)
+        self.tokens = 0
+        self.slots = 0
+
+    def extend(
+        self, state: KVState, groups: Sequence[tuple[int, Sequence[Tokenized]]]
+    ) -> tuple[KVState, list[list[float]]]:
+        new, scores = super().extend(state, groups)
+        self.tokens += new.stats["tokens"] - state.stats["tokens"]
+        self.slots += new.stats["slots"] - state.stats["slots"]
+        return new, scores
+
+
+@pytest.mark.parametrize("max_rows", [2, 64])
+def test_sampler_reports_tokens_and_finished_units(
+    tiny_lm: LanguageModel, families: dict[str, Family], max_rows: int
+) -> None:
+    """tokens_computed/slots_computed sum every forward pass; on_units_done reports each finished batch once."""
+    family = families["agriculture"]
+    scorer = CountingScorer(tiny_lm)
+    done: list[tuple[int, int]] = []
+    sampler = Sampler(
+        family, scorer, SamplerConfig(30, seed=3, max_rows=max_rows), lambda u, t: done.append((u, t))
+    )
+    sampler.run()
+    assert sampler.tokens_computed == scorer.tokens > 0
+    assert sampler.slots_computed == scorer.slots >= scorer.tokens
+    assert sum(units for units, _ in done) == 30
+    reported = [tokens for _, tokens in done]
+    assert reported == sorted(reported) and 0 < reported[-1] <= sampler.tokens_computed
+    assert (len(done) > 1) == (max_rows == 2)  # small batches finish one by one
 
 
 def test_unknown_scoring_mode_is_rejected(tiny_lm: LanguageModel) -> None:
