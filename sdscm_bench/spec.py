@@ -430,6 +430,9 @@ def _schema_error(path: str, data: dict[str, Any], exc: ValidationError) -> Spec
     error = errors[0]
     loc, value = tuple(error["loc"]), error.get("input")
     if loc[-1:] == ("[key]",):
+        if error["type"] == "yaml_boolean":  # pydantic reports the key True as 1: name it as written
+            return SpecError(path, _item(loc[:-2], data), f"has a name that YAML reads as the boolean {value!r}; "
+                             "quote names like yes/no/on/off")  # fmt: skip
         return SpecError(path, _item(loc[:-2], data), f"has the name {loc[-2]!r}; names must be text")
     item, pattern = _item(loc, data), _pattern(loc)
     if error["type"] == "missing" or (value is None and pattern in _MISSING):
@@ -513,8 +516,16 @@ def _parse_variants(
                 path, where, f"has the same test-id form as variant '{slugs[name_slug(name)]}'; rename one"
             )
         slugs[name_slug(name)] = name
-        if not body.model_fields_set:
-            raise SpecError(path, where, f"must be a mapping with at least one of {list(VARIANT_KEYS)}")
+        given = [key for key in body.model_fields_set if getattr(body, key) is not None]
+        if body.quality is not None and not body.quality.model_fields_set:
+            given.remove("quality")  # an empty mapping ({}) overrides nothing
+        if body.temperature == {}:
+            given.remove("temperature")
+        if not given:
+            raise SpecError(
+                path, where, f"overrides nothing; give at least one of {list(VARIANT_KEYS)} with a value "
+                "(an empty mapping or null changes nothing)"
+            )  # fmt: skip
         for var in body.temperature or {}:
             if var not in known:
                 raise SpecError(
@@ -613,10 +624,21 @@ def parse_family(data: dict[str, Any], path: str = "<memory>") -> Family:
         bad = [o for o in observed if o not in known]
         if bad:
             raise SpecError(path, f"settings.{sname}", f"names unknown variables {bad}")
-        if tname in observed or oname in observed:
-            raise SpecError(path, f"settings.{sname}", "must not list the treatment or the outcome")
-        if len(set(observed)) != len(observed):
-            raise SpecError(path, f"settings.{sname}", "lists a variable twice")
+        if oname in observed:
+            raise SpecError(
+                path, f"settings.{sname}", f"lists the outcome '{oname}' as an observed covariate, which "
+                f"leaks the outcome to every estimator; remove '{oname}' from the setting"
+            )  # fmt: skip
+        if tname in observed:
+            raise SpecError(
+                path, f"settings.{sname}", f"lists the treatment '{tname}' as an observed covariate; every "
+                f"estimator gets the treatment anyway: remove '{tname}' from the setting"
+            )  # fmt: skip
+        twice = sorted({o for o in observed if observed.count(o) > 1})
+        if twice:
+            raise SpecError(
+                path, f"settings.{sname}", f"lists {twice} more than once; list each variable once"
+            )  # fmt: skip
         settings[sname] = tuple(observed)
 
     family = Family(

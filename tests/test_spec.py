@@ -212,7 +212,19 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, list[str]]] = 
         "observed-treatment",
         lambda s: s["settings"].update({"all covariates": ["weather", "commute"]}),
         "settings.all covariates",
-        ["must not list the treatment or the outcome"],
+        ["lists the treatment 'commute'", "remove 'commute' from the setting"],
+    ),
+    (
+        "observed-outcome",
+        lambda s: s["settings"].update({"all covariates": ["weather", "arrival"]}),
+        "settings.all covariates",
+        ["lists the outcome 'arrival'", "leaks the outcome", "remove 'arrival' from the setting"],
+    ),
+    (
+        "observed-twice",
+        lambda s: s["settings"].update({"all covariates": ["weather", "weather"]}),
+        "settings.all covariates",
+        ["lists ['weather'] more than once", "list each variable once"],
     ),
     (
         "observed-empty",
