@@ -461,8 +461,10 @@ def test_data_diagnostics_rows_for_variants_and_records_without_diagnostics():
         record("A", "d8", lm="lm2", data_treated_share=0.4),  # one diagnostic only: the others are dashes
     ]  # fmt: skip
     lines = render_data_diagnostics(recs)
-    header, _, no_diag, partial, v2 = cells_of(lines)  # sorted by (family, variant, lm); "None" < "v2"
+    header, rule, no_diag, partial, v2 = cells_of(lines)  # sorted by (family, variant, lm); "None" < "v2"
     assert len(header) == 10
+    # Cells are text, left-aligned alike (numeric-looking ones are not re-parsed and right-aligned).
+    assert all(c.startswith(":") and not c.endswith(":") for c in rule), rule
     assert no_diag == ["fam · lm0", "0 of 1", *["–"] * 8]
     assert partial == ["fam · lm2", "1 of 1", "0.4 [0.4, 0.4]", *["–"] * 6, "0"]
     assert v2 == ["fam [v2] · lm1", "2 of 2", "0.55 [0.5, 0.6]", "0.925 [0.9]", "0.75 [0.7]", "0.4", "0.85 [0.8]",
