@@ -656,3 +656,10 @@ def test_dirty_notice_without_publisher_and_unknown_flags():
     assert "- 1 of 1 records with provenance were fitted from such a tree." in text  # None: unknown
     assert "were fitted before records carried" not in text
     assert dirty_notice(recs[1:], [], {"git_dirty": False}) == []
+
+
+def test_box_plot_of_one_metric_when_the_other_is_missing(tmp_path):
+    # PEHE / sd(ITE) without CATE R² (e.g. records predating cate_r2): its plot is still drawn. Records
+    # without a "failed" field (absent reads back as None) are successes.
+    recs = [{k: v for k, v in record("A", d, pehe_sd_ite=0.5).items() if k != "failed"} for d in ("d1", "d2")]
+    assert [p.name for p in box_plots(recs, tmp_path)] == ["fam_lm1_pehe_sd_ite.png"]
