@@ -432,10 +432,16 @@ def test_render_table_cells_and_alignment():
 def test_render_table_calibration_rows():
     rows = [
         ranked_row(
-            "A", ate_coverage=0.9, ate_coverage_ci=(0.8, 0.96), ate_coverage_n=20, ate_verdict="calibrated"
+            "A",
+            ate_coverage=0.9,
+            ate_coverage_ci=(0.8, 0.96),
+            ate_coverage_n=20,
+            ate_verdict="calibrated",
+            unit_width=0.5,
         ),
+        # A huge width stays a whole number (tabulate would print "2e+06" in a column it parsed as floats).
         ranked_row(
-            "B", unit_coverage=0.5, unit_coverage_ci=(0.45, 0.55), unit_verdict="under", unit_width=2.0
+            "B", unit_coverage=0.5, unit_coverage_ci=(0.45, 0.55), unit_verdict="under", unit_width=2e6
         ),
         ranked_row("C"),  # no interval: no calibration row
     ]
@@ -444,8 +450,8 @@ def test_render_table_calibration_rows():
     header, rule, a, b = cells_of(cal)
     assert header == ["estimator", *(name for name, _ in CALIBRATION_COLUMNS)]
     assert rule[0].startswith(":") and all(c.endswith(":") and not c.startswith(":") for c in rule[1:])
-    assert a == ["A", "0.9 [0.8, 0.96] (n = 20)", "calibrated", "–", "–", "–"]
-    assert b == ["B", "–", "–", "0.5 [0.45, 0.55]", "under", "2"]
+    assert a == ["A", "0.9 [0.8, 0.96] (n = 20)", "calibrated", "–", "–", "0.5"]
+    assert b == ["B", "–", "–", "0.5 [0.45, 0.55]", "under", "2000000"]
 
 
 def test_data_diagnostics_rows_for_variants_and_records_without_diagnostics():
@@ -639,7 +645,9 @@ def test_front_page_agreement_section():
             recs += [record(est, d, lm="x", ate=err), record(est, d, lm="y", ate=err)]
     page = render_front_page({"records": recs, "runs": []}, "# Intro", [])
     section = page.split("## Do the rankings carry over between data sources?", 1)[1].split("\n## ", 1)[0]
-    assert cells_of(section.splitlines())[2] == ["s1", "fam · x", "fam · y", "3", "1"]
+    _, rule, row = cells_of(section.splitlines())
+    assert row == ["s1", "fam · x", "fam · y", "3", "1"]
+    assert rule[4].startswith(":")  # the formatted tau is text, not re-parsed as a number
     single = [r for r in recs if r["lm"] == "x"]
     assert "carry over" not in render_front_page({"records": single, "runs": []}, "# Intro", [])
 
