@@ -390,3 +390,64 @@ def test_a_list_given_as_one_string_gets_an_example_in_its_own_words() -> None:
     assert (
         exc.problem == """'candidates: 'sonnig, trüb'' is one string; give a list, e.g. ["sonnig", "trüb"]"""
     )
+
+
+def _variable(index: int, **changes: Any) -> Any:
+    def edit(data: dict[str, Any]) -> None:
+        data["variables"][index].update(changes)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "item", "fragment"),
+    [
+        (_variable(0, name=""), "variables[0]", "needs a non-empty 'name'"),
+        (_variable(0, name="propensity"), "variable 'propensity'", "reserved column name"),
+        (_variable(0, intervenable=True), "variable 'weather'", "is exogenous and 'intervenable: true'"),
+        (_variable(2, exogenous=True), "variable 'arrival'", "is marked exogenous but has parents"),
+        (lambda d: d.update(variants={" ": {"scoring": "mean"}}), "variants", "must be non-empty text"),
+        (
+            lambda d: d.update(variants={"base!": {"scoring": "mean"}}),
+            "variants.base!",
+            "names the family without",
+        ),
+        (lambda d: d.update(name="a/b"), "name", "looks like a path"),
+        (lambda d: d.update(variables=[]), "variables", "must be a non-empty list of variables"),
+        (
+            lambda d: d.update(settings={}),
+            "settings",
+            "is missing; name at least one set of observed covariates",
+        ),
+    ],
+    ids=[
+        "empty-variable-name",
+        "reserved-name",
+        "exogenous-intervenable",
+        "exogenous-with-parents",
+        "blank-variant-name",
+        "variant-named-base",
+        "path-like-name",
+        "no-variables",
+        "empty-settings",
+    ],
+)
+def test_each_meaning_error_names_the_file_and_the_item(edit: Any, item: str, fragment: str | None) -> None:
+    data = spec()
+    edit(data)
+    exc = error(data)
+    assert (exc.path, exc.item) == ("toy.yaml", item)
+    assert fragment is None or fragment in exc.problem
+
+
+def test_a_file_that_is_not_a_mapping_is_named() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_family(["a", "list"], "toy.yaml")  # type: ignore[arg-type]
+    assert (info.value.path, info.value.item) == ("toy.yaml", "file")
+
+
+def test_the_outcome_candidate_defaults_to_the_first_not_another() -> None:
+    data = spec()
+    data["variables"][2]["candidates"] = ["late", "on time", "early"]
+    del data["outcome"]["candidate"]
+    assert parse(data).outcome.candidate == "late"

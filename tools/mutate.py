@@ -604,6 +604,11 @@ def mutate_module(module: str, config: Config, args: argparse.Namespace) -> dict
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             pool.shutdown()
+            # Tests edited (and briefly failing) during the run would count as kills: check again at the end.
+            status, _, detail = runner.run(mutated_code(source, None, runner.origin), "recheck", timeout, [])
+            if status != "survived":
+                print(f"\n   WARNING: the unmutated code now fails ({status}): the tests changed during the run, so "
+                      f"kills may be false; rerun\n{detail}")  # fmt: skip
         finally:
             runner.close()
     print()
