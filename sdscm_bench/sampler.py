@@ -16,7 +16,7 @@ hold more than ``max_rows`` distinct contexts (rows of one forward pass).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,11 +29,14 @@ UNSET = -1
 
 @dataclass
 class World:
-    """One world: factual (nothing forced) or do(treatment=value) with the rest held or resampled."""
+    """One world: factual, or do(treatment=value) with non-descendants held and descendants resampled.
+
+    A do(T=t) world is continued from the factual pass's cached T=t branch (``_branch_counterfactuals``),
+    so its sampling starts after T: T itself is set there, never drawn.
+    """
 
     values: dict[str, np.ndarray]
     scores: dict[str, np.ndarray]
-    forced: dict[str, np.ndarray] = field(default_factory=dict)  # var -> per-unit forced index or UNSET
     label: str = "factual"
 
 
@@ -129,7 +132,7 @@ class Sampler:
     def context(self, var: str, values: dict[str, np.ndarray], unit: int) -> str:
         parts = [self.phrasing[p].render(self.vars[p].candidates[values[p][unit]]) for p in self.parents[var]]
         parts.append(self.phrasing[var].prefix)
-        return self.family.separator.join(parts) if parts[:-1] else parts[-1]
+        return self.family.separator.join(parts)  # a root: its prefix alone
 
     # --- worlds ---------------------------------------------------------------------------
     def _new_world(self, label: str) -> World:
@@ -144,9 +147,9 @@ class Sampler:
         n = self.config.n_units
         self.factual = self._new_world("factual")
         for t in self.t_values:
-            world = self._new_world(f"do({self.treatment}={self.vars[self.treatment].candidates[t]})")
-            world.forced[self.treatment] = np.full(n, t)
-            self.counterfactual[t] = world
+            self.counterfactual[t] = self._new_world(
+                f"do({self.treatment}={self.vars[self.treatment].candidates[t]})"
+            )
         units = np.arange(n)
         self._run(KVState.empty(1), units, np.zeros(n, dtype=np.int64), 0, self.factual)
         self._fill_identity_counterfactuals()
@@ -162,8 +165,7 @@ class Sampler:
             world.scores[self.treatment][:] = fact.scores[self.treatment]
 
     def _forced(self, world: World, var: str, units: np.ndarray) -> np.ndarray:
-        if world is not self.factual and var == self.treatment:
-            return world.forced[var][units]
+        """Per-unit value a variable is held at in this world, or UNSET where it is drawn."""
         if var in self.intervened:  # fixed by the dataset-level intervention in every world
             return self.intervened[var][units]
         if world is self.factual:

@@ -186,6 +186,14 @@ def test_sampler_reports_tokens_and_finished_units(
     reported = [tokens for _, tokens in done]
     assert reported == sorted(reported) and 0 < reported[-1] <= sampler.tokens_computed
     assert (len(done) > 1) == (max_rows == 2)  # small batches finish one by one
+    # A SamplerConfig's defaults (global temperature 1, no interventions) are README's defaults.
+    ref = ReferenceSDSCM(family, tiny_lm.model, tiny_lm.tokenizer, 3, 30, "sum", 1.0)
+    for u in range(30):
+        factual, worlds = ref.unit(u)
+        assert {v: int(sampler.factual.values[v][u]) for v in family.order()} == factual.values, u
+        for t, world in worlds.items():
+            for v in family.descendants(family.treatment.variable):
+                assert sampler.counterfactual[t].values[v][u] == world.values[v], (u, t, v)
 
 
 def test_unknown_scoring_mode_is_rejected(tiny_lm: LanguageModel) -> None:
