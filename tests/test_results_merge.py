@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sdscm_bench import results_file
 from sdscm_bench.metrics import METRIC_KEYS
 from sdscm_bench.results_file import RECORD_KEY, merge_records, merge_results, read_results, record_key
 
@@ -96,3 +97,18 @@ def test_merged_records_are_plain_json_values(tmp_path: Any) -> None:
 def test_a_record_with_an_empty_key_field_is_refused(field: str, empty: str | None) -> None:
     with pytest.raises(ValueError, match=rf"empty key fields \['{field}'\]"):
         merge_records([], [rec(**{field: empty})])
+
+
+@pytest.mark.parametrize(
+    ("value", "column"),
+    [(2**63 - 1, "int"), (-(2**63), "int"), (2**63, "json"), (-(2**63) - 1, "json")],
+    ids=["int64-max", "int64-min", "above", "below"],
+)
+def test_integers_are_stored_as_int64_up_to_its_bounds_and_exactly_beyond(
+    tmp_path: Any, value: int, column: str
+) -> None:
+    """Both sides of the int64 range: inside it an int column, outside it JSON text, read back exactly."""
+    assert results_file._column_type([value, None]) == column
+    merge_results(tmp_path / "r.parquet", [rec(big=value)])
+    (back,) = read_results(tmp_path / "r.parquet")["records"]
+    assert back["big"] == value and type(back["big"]) is int
