@@ -20,33 +20,9 @@ import yaml
 
 from sdscm_bench.errors import SpecError
 from sdscm_bench.spec import Family, Phrasing, Variable, Variant, load_family, parse_family
+from tests.test_spec import base_spec
 
-BASE: dict[str, Any] = {
-    "name": "toy",
-    "variables": [
-        {
-            "name": "weather",
-            "candidates": ["sunny", "rainy"],
-            "phrasings": ["It is {value}."],
-            "exogenous": True,
-        },
-        {
-            "name": "commute",
-            "candidates": ["bus", "bicycle"],
-            "phrasings": ["Sam takes the {value}."],
-            "parents": ["weather"],
-        },
-        {
-            "name": "arrival",
-            "candidates": ["on time", "late"],
-            "phrasings": ["Sam is {value}."],
-            "parents": ["weather", "commute"],
-        },
-    ],
-    "treatment": {"variable": "commute", "control": "bus", "treated": "bicycle"},
-    "outcome": {"variable": "arrival", "definition": "score", "candidate": "on time"},
-    "settings": {"all covariates": ["weather"]},
-}
+BASE: dict[str, Any] = base_spec()  # the valid three-variable toy of test_spec.py
 
 
 def spec(**changes: Any) -> dict[str, Any]:
