@@ -1,4 +1,4 @@
-"""Command line: ``sdscm-bench generate|show|validate|publish|migrate-results|merge-saved``.
+"""Command line: ``sdscm-bench generate|show|validate|publish|migrate-results|merge-saved|merge-journal``.
 
 Bad input exits non-zero with one clear line.
 """
@@ -328,6 +328,21 @@ def _cmd_merge_saved(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_merge_journal(args: argparse.Namespace) -> int:
+    from sdscm_bench.session import merge_journal
+
+    results = Path(args.results)
+    leaderboard_md = Path(args.leaderboard) if args.leaderboard else results.with_name("leaderboard.md")
+    merged, total = merge_journal(results, leaderboard_md, command=f"sdscm-bench merge-journal {results}")
+    if not merged:
+        print(f"{results}: no journaled records beside it; nothing to merge")
+        return 0
+    print(
+        f"merged {merged} journaled records into {results} ({total} records there); re-rendered {leaderboard_md}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdscm-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -442,6 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("saved", help="the fallback file the run named (sdscm-results-unsaved-*.json)")
     merge.add_argument("into", help="the results file they belong in (e.g. leaderboard/results.parquet)")
     merge.set_defaults(func=_cmd_merge_saved)
+    mj = sub.add_parser(
+        "merge-journal",
+        help="merge the journal of a killed (or still running) run into its results file, fitting nothing",
+    )
+    mj.add_argument("results", help="the results file the run writes (e.g. leaderboard/results.parquet)")
+    mj.add_argument(
+        "--leaderboard", help="markdown to re-render (default: leaderboard.md beside the results)"
+    )
+    mj.set_defaults(func=_cmd_merge_journal)
     return parser
 
 

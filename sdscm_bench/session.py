@@ -15,6 +15,7 @@ import hashlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdscm_bench.errors import SdscmError
@@ -365,8 +366,6 @@ class BenchSession:
         A failure here must not lose hours of fits: the records are then dumped next to the results
         file and ``written["error"]`` says what went wrong.
         """
-        from filelock import FileLock
-
         from sdscm_bench.leaderboard import box_plots, write_leaderboard
         from sdscm_bench.paths import cache_root
         from sdscm_bench.provenance import collect_header
@@ -374,11 +373,8 @@ class BenchSession:
         opts = self.options
         header = collect_header(command=command, packages=_header_packages(self.records), run_id=self.run_id)
         header["benchmark"] = opts.as_header()
-        lock_dir = cache_root(opts.cache_dir) / "locks"
-        lock_name = hashlib.sha256(str(opts.results_json.resolve()).encode()).hexdigest()[:16]
         try:
-            lock_dir.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(lock_dir / f"leaderboard-{lock_name}.lock"), timeout=600):
+            with results_lock(opts.results_json, opts.cache_dir):
                 journal = self.journal()
                 # Journaled records of killed runs or crashed workers first; this run's own records win.
                 doc = write_leaderboard(
@@ -423,6 +419,42 @@ class BenchSession:
                 thresholds = thresholds_for(None)
             lines += [f"{lm} · {dataset}: {problem}" for problem in quality_problems(diag, thresholds)]
         return len(seen), lines
+
+
+def results_lock(results_json: Path, cache_dir: str | Path | None = None) -> Any:
+    """The lock every writer of one results file holds (runs, xdist controllers, merge-journal), kept in
+    the cache so that a read-only leaderboard folder still gets a clear error from the write itself."""
+    from filelock import FileLock
+
+    from sdscm_bench.paths import cache_root
+
+    lock_dir = cache_root(cache_dir) / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock_name = hashlib.sha256(str(Path(results_json).resolve()).encode()).hexdigest()[:16]
+    return FileLock(str(lock_dir / f"leaderboard-{lock_name}.lock"), timeout=600)
+
+
+def merge_journal(
+    results_json: str | Path, leaderboard_md: str | Path, command: str, cache_dir: str | Path | None = None
+) -> tuple[int, int]:
+    """Merge the journal of killed or still-running runs into the results file and re-render the
+    leaderboard, without fitting anything: hours of fits become a committed file at any moment.
+
+    Returns ``(journaled records merged, records in the results file)``. The journal is left as it is
+    (a run may still be appending to it; its records are reused from either place).
+    """
+    from sdscm_bench.leaderboard import write_leaderboard
+    from sdscm_bench.provenance import collect_header
+
+    results_json = Path(results_json)
+    with results_lock(results_json, cache_dir):
+        journal = Journal(journal_dir(results_json))
+        records = list(journal.records())
+        if not records:
+            return 0, 0
+        header = collect_header(command=command, packages=_header_packages(records))
+        doc = write_leaderboard(results_json, leaderboard_md, records, header)
+    return len(records), len(doc["records"])
 
 
 def _header_packages(records: Sequence[Mapping[str, Any]]) -> list[str]:
