@@ -135,6 +135,13 @@ def table_intro(table: RankingTable) -> str:
         f". {table.tiers} tier{'s' if table.tiers != 1 else ''}: rows in one tier are ties "
         "(paired 95% bootstrap CI of the ATE RMSE difference to the tier leader includes 0)."
     )
+    if table.mixed_versions:
+        text += (
+            " Results from more than one version of the adapter (adapter fingerprints: code, hyperparameters, "
+            "library versions) are mixed here for "
+            + ", ".join(f"`{e}` ({n} versions)" for e, n in sorted(table.mixed_versions.items()))
+            + "; rerun it on these datasets to compare one version."
+        )
     if table.unranked:
         text += " Not ranked (failed on more than 5% of these datasets): " + ", ".join(
             f"`{e}` ({n} failures)" for e, n in sorted(table.unranked.items())

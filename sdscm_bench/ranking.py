@@ -97,6 +97,9 @@ class RankingTable:
     unranked: dict[str, int] = field(default_factory=dict)  # estimator -> failures on the common set
     main: bool = True  # False: a further table over a larger set that only some estimators have
     variant: str | None = None  # the family's generation variant (None: the base family)
+    #: estimator -> number of adapter fingerprints among its records here (only those with more than one):
+    #: part of its rows came from another version of its code, hyperparameters or libraries.
+    mixed_versions: dict[str, int] = field(default_factory=dict)
 
     @property
     def tiers(self) -> int:
@@ -238,6 +241,10 @@ def _rank_one(
     unranked = {e: failures[e] for e in estimators if failures[e] > limit}
     scored = [d for d in datasets if all(not by_estimator[e][d].get("failed") for e in ranked)]
     table = RankingTable(family, lm, setting, len(datasets), len(scored), 0, [], unranked, main, variant)
+    for e in estimators:
+        versions = {str(by_estimator[e][d].get("adapter_fingerprint")) for d in datasets}
+        if len(versions) > 1:
+            table.mixed_versions[e] = len(versions)
     if not ranked or not scored:
         table.unranked.update({e: failures[e] for e in ranked})
         return table

@@ -673,3 +673,19 @@ def test_box_plot_of_one_metric_when_the_other_is_missing(tmp_path):
     # without a "failed" field (absent reads back as None) are successes.
     recs = [{k: v for k, v in record("A", d, pehe_sd_ite=0.5).items() if k != "failed"} for d in ("d1", "d2")]
     assert [p.name for p in box_plots(recs, tmp_path)] == ["fam_lm1_pehe_sd_ite.png"]
+
+
+def test_a_table_mixing_adapter_versions_says_so_per_estimator():
+    """A results file can hold one estimator's records from two versions of its adapter (a rerun on only
+    part of the datasets); the table must not present them as one version silently."""
+    recs = [
+        record("A", f"d{i}", ate=0.1 * i, adapter_fingerprint="old" if i < 3 else "new") for i in range(6)
+    ]
+    recs += [record("B", f"d{i}", ate=0.2, adapter_fingerprint="b1") for i in range(6)]
+    (table,) = ranking_tables(recs)
+    assert table.mixed_versions == {"A": 2}
+    intro = table_intro(table)
+    assert "`A` (2 versions)" in intro and "`B`" not in intro.split("mixed here")[1]
+    same = [dict(r, adapter_fingerprint="new") if r["estimator"] == "A" else r for r in recs]
+    (one,) = ranking_tables(same)
+    assert one.mixed_versions == {} and "versions" not in table_intro(one)
