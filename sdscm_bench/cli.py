@@ -236,6 +236,12 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         render_front_page(doc, intro.read_text(encoding="utf-8"), plots, publisher), encoding="utf-8"
     )
     print(f"wrote {out} ({len(doc['records'])} records, {len(plots)} box plots)")
+    if not args.no_html:  # the same tables as one static page, beside the markdown like the box plots
+        from sdscm_bench.webpage import write_html
+
+        html_path = write_html(Path(args.html) if args.html else out.with_name("index.html"), doc["records"],
+                               runs=doc.get("runs", []))  # fmt: skip
+        print(f"wrote {html_path} ({html_path.stat().st_size:,} bytes)")
     return 0
 
 
@@ -446,6 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="link the PNGs already next to the page instead of redrawing the box plots",
     )
+    html_opts = pub.add_mutually_exclusive_group()
+    html_opts.add_argument(
+        "--html",
+        metavar="PATH",
+        help="the sortable, filterable static HTML page (default: index.html next to the markdown page)",
+    )
+    html_opts.add_argument("--no-html", action="store_true", help="write no HTML page")
     pub.set_defaults(func=_cmd_publish)
     mig = sub.add_parser("migrate-results", help="convert a format-1 results.json to a results.parquet")
     mig.add_argument("old", help="format-1 results JSON")
