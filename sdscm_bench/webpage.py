@@ -77,6 +77,11 @@ def _code(text: str) -> str:
     return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
 
 
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that puts ``paper-gpt2/9`` before ``paper-gpt2/10`` (datasets are numbered)."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", text) if p)
+
+
 def _variant_value(variant: str | None) -> str:
     return variant if variant else BASE_VARIANT
 
@@ -428,13 +433,17 @@ def per_dataset_json(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Every record as compact columns: indices into estimator, group and dataset lists, rounded metrics."""
     estimators = sorted({str(r["estimator"]) for r in records})
     groups = sorted({tuple(str(r.get(k)) for k in TABLE_KEY) for r in records})
-    datasets = sorted({str(r.get("dataset")) for r in records})
+    datasets = sorted({str(r.get("dataset")) for r in records}, key=natural_key)
     e_idx = {e: i for i, e in enumerate(estimators)}
     g_idx = {g: i for i, g in enumerate(groups)}
     d_idx = {d: i for i, d in enumerate(datasets)}
     order = sorted(
         records,
-        key=lambda r: (str(r["estimator"]), tuple(str(r.get(k)) for k in TABLE_KEY), str(r.get("dataset"))),
+        key=lambda r: (
+            str(r["estimator"]),
+            tuple(str(r.get(k)) for k in TABLE_KEY),
+            d_idx[str(r.get("dataset"))],
+        ),
     )
     cols: dict[str, list[Any]] = {"e": [], "g": [], "d": []}
     cols.update({k: [] for k, _ in PER_DATASET_FIELDS})
@@ -564,7 +573,7 @@ th,td{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
 td:nth-child(2),td:nth-child(3),th:nth-child(2),th:nth-child(3){text-align:left}
 table.legend td{text-align:left;white-space:normal}
 table.pd td,table.pd th{text-align:right}
-table.pd td:nth-child(-n+5){text-align:left}
+table.pd td:nth-child(-n+5),table.pd th:nth-child(-n+5){text-align:left}
 th{background:#f3f3f3;cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 tr:nth-child(even) td{background:#fafafa}
@@ -662,8 +671,8 @@ SCRIPT = r"""
     var f = filters();
     var idx = (byEstimator[est] || []).filter(function (i) { return matches(R.groups[C.g[i]], f); });
     if (st.col !== null) {
-      var col = st.col, num = col >= 5;
-      idx = idx.map(function (i, k) { return { i: i, v: cellValue(i, col), k: k }; });
+      var col = st.col, num = col >= 4;  // datasets sort by their index: the list is in natural order
+      idx = idx.map(function (i, k) { return { i: i, v: col === 4 ? C.d[i] : cellValue(i, col), k: k }; });
       idx.sort(function (a, b) {
         var an = a.v === null || a.v === undefined, bn = b.v === null || b.v === undefined;
         if (an || bn) return an && bn ? a.k - b.k : an ? 1 : -1;

@@ -321,3 +321,18 @@ def test_write_html_is_the_rendered_page(
 ) -> None:
     path = write_html(tmp_path / "deep" / "page.html", records, tables=tables)
     assert path.read_text(encoding="utf-8") == render_html(records, tables=tables)
+
+
+def test_datasets_are_listed_in_natural_order() -> None:
+    from sdscm_bench.webpage import natural_key, per_dataset_json
+
+    names = ["paper-gpt2/10", "paper-gpt2/9", "agriculture/seed10", "agriculture/seed8", "paper-gpt2/1"]
+    assert sorted(names, key=natural_key) == [
+        "agriculture/seed8", "agriculture/seed10", "paper-gpt2/1", "paper-gpt2/9", "paper-gpt2/10",
+    ]  # fmt: skip
+    recs = [
+        {"estimator": "e", "family": "f", "lm": "l", "setting": "s", "dataset": n, "dataset_fingerprint": n}
+        for n in names
+    ]
+    data = per_dataset_json(recs)
+    assert [data["datasets"][d] for d in data["columns"]["d"]] == sorted(names, key=natural_key)
