@@ -581,6 +581,7 @@ tr:nth-child(even) td{background:#fafafa}
 .filters label{margin-right:1rem}#shown-count{color:#555}
 section.est{border-top:1px solid #ccc;padding-top:.5rem}section.est:target{background:#fffbe6}
 section.rt:target{background:#fffbe6}
+section,h2{scroll-margin-top:3rem}
 svg.box line{stroke:#333;stroke-width:1}svg.box line.grid{stroke:#e4e4e4}svg.box line.med{stroke:#d62728;stroke-width:2}
 svg.box rect{fill:#cfe3f7;stroke:#333}svg.box circle{fill:none;stroke:#555}svg.box text{font-size:11px;fill:#222}
 figure{margin:.3rem 0}code{font-size:.95em}button{margin:.2rem 0}
@@ -734,5 +735,8 @@ SCRIPT = r"""
   }
   FILTERS.forEach(function (k) { document.getElementById("filter-" + k).addEventListener("change", apply); });
   apply();
+  // The per-dataset tables drawn above a linked section moved it: scroll to it again.
+  var target = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (target) target.scrollIntoView();
 })();
 """
