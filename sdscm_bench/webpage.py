@@ -500,9 +500,9 @@ def render_html(
         "tables": [_table_json(t, a) for a, t, _ in anchored],
         "records": per_dataset_json(records),
     }
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).replace(
-        "</", "<\\/"
-    )
+    # "<" only occurs inside JSON strings: as \u003c no "</script>" or "<!--" can end the script early.
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    payload = payload.replace("<", "\\u003c")
     latest = runs[-1] if runs else {}
     prov = ""
     if latest:

@@ -336,3 +336,17 @@ def test_datasets_are_listed_in_natural_order() -> None:
     ]
     data = per_dataset_json(recs)
     assert [data["datasets"][d] for d in data["columns"]["d"]] == sorted(names, key=natural_key)
+
+
+def test_names_cannot_end_the_embedded_script(records: list[dict[str, Any]]) -> None:
+    odd = "ds</script><!--<script>"
+    recs = [
+        {**r, "dataset": odd if r["dataset"] == "ds00" else r["dataset"]}
+        for r in records
+        if r["lm"] == "lm-b"
+    ]
+    page = render_html(recs)
+    assert page.count("</script>") == 2 and page.count("<!--") == 0
+    p = PageParser()
+    p.feed(page)
+    assert odd in embedded(p)["records"]["datasets"]
