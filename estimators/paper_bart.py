@@ -31,11 +31,14 @@ Differences from ``bartCause::bartc`` (none can be removed with stochtree 0.4.5)
 * **Sampler moves**: dbarts proposes birth/death, swap and change moves; stochtree's MCMC only
   grows and prunes, so chains mix differently (same prior, same posterior in the limit).
 * **Minimum leaf size**: stochtree refuses splits that leave fewer than ``min_samples_leaf = 5``
-  training units in a leaf (its default, kept); dbarts' tree prior has no such floor.
+  training units in a leaf (its default, kept); dbarts has no such control (``dbartsControl``
+  exposes none), a split needs only an available cut point.
 * **Cut points**: dbarts splits on a grid of 100 evenly spaced cut points per covariate
-  (``useQuantiles = FALSE``); stochtree's ``cutpoint_grid_size = 100`` applies only to its
-  grow-from-root sampler, and its MCMC splits at observed values. On the released ordinal covariates
-  (at most a few candidates each) both give the same partitions.
+  (``n.cuts = 100``, ``useQuantiles = FALSE``); stochtree's ``cutpoint_grid_size = 100`` applies only
+  to its grow-from-root sampler, while its MCMC grow move draws the split value uniformly between the
+  smallest and largest value of the covariate in the leaf (``VarSplitRange`` in stochtree's
+  ``tree_sampler.h``). On the released ordinal covariates (a few candidate indices each) both induce
+  the same partitions.
 * **Treatment-model k**: recent dbarts' ``bart2`` uses ``k = NULL``, which, as far as we could tell
   from the dbarts documentation (not confirmed from source here), means a ``chi(1.25, Inf)``
   hyperprior on ``k`` for a binary response; stochtree has no hyperprior on ``k``, so ``k = 2`` is
