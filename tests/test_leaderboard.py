@@ -259,7 +259,7 @@ def test_failed_record_from_failed_metrics_fits_the_schema(tmp_path):
 
 
 def test_ranking_agreement_between_sources():
-    from sdscm_bench.leaderboard import ranking_agreement
+    from sdscm_bench.comparisons import ranking_agreement
 
     errors = {"A": 0.1, "B": 0.2, "C": 0.3, "D": 0.4}
     recs = []
@@ -268,9 +268,10 @@ def test_ranking_agreement_between_sources():
             recs.append(record(est, d, lm="same", ate=err))
             recs.append(record(est, d, lm="reversed", ate=0.5 - err))
             recs.append(record(est, d, lm="other-setting", setting="s2", ate=err))
-    (row,) = ranking_agreement(ranking_tables(recs))  # s2 has one source only: no pair
-    assert (row["data A"], row["data B"]) == ("fam · reversed", "fam · same")
-    assert row["setting"] == "s1" and row["estimators"] == 4 and row["Kendall tau"] == pytest.approx(-1.0)
+    (row,) = ranking_agreement(recs)  # s2 has one source only: no pair
+    assert (row.source_a, row.source_b) == ("fam · reversed", "fam · same")
+    assert row.setting == "s1" and row.estimators == 4 and row.tau == pytest.approx(-1.0)
+    assert (row.n_a, row.n_b) == (2, 2)
 
 
 def test_publish_front_page(tmp_path, capsys):
@@ -583,31 +584,34 @@ def test_box_plot_width_grows_with_the_estimators(tmp_path, captured):
 # Front page
 
 
-def source_table(lm, rmses, setting="s1", main=True, variant=None):
-    rows = [ranked_row(e, ate_rmse=v) for e, v in rmses.items()]
-    return hand_table(rows, lm=lm, setting=setting, main=main, variant=variant)
-
-
 def test_ranking_agreement_pairs_sources_per_setting():
-    from sdscm_bench.leaderboard import ranking_agreement
+    from sdscm_bench.comparisons import ranking_agreement
 
-    tables = [
-        source_table("a", {"A": 1.0, "B": 2.0, "C": 3.0}),
-        source_table("b", {"A": 1.0, "B": 3.0, "C": 2.0}),
-        source_table("c", {"A": 3.0, "B": 2.0, "C": 1.0}, variant="v2"),
-        source_table("a2", {"A": 1.0, "B": 2.0}),  # 2 estimators in common: no pair, the next pairs go on
-        source_table("e", {"A": 3.0, "B": 2.0, "C": 1.0}, main=False),  # a further table: not a source
-        source_table("f", {"A": 1.0, "B": 2.0, "C": 3.0}, setting="s2"),  # alone in its setting
+    def source(lm, rmses, setting="s1", variant=None, datasets=3):
+        return [
+            record(e, f"{lm}-d{i}", lm=lm, setting=setting, ate=v, variant=variant)
+            for e, v in rmses.items()
+            for i in range(datasets)
+        ]
+
+    recs = [
+        *source("a", {"A": 1.0, "B": 2.0, "C": 3.0}),
+        *source("b", {"A": 1.0, "B": 3.0, "C": 2.0}),
+        *source("c", {"A": 3.0, "B": 2.0, "C": 1.0}, variant="v2"),
+        *source("a2", {"A": 1.0, "B": 2.0}),  # 2 estimators in common: no pair, the next pairs go on
+        *source("f", {"A": 1.0, "B": 2.0, "C": 3.0}, setting="s2"),  # alone in its setting
     ]
-    rows = ranking_agreement(tables)
-    got = [(r["data A"], r["data B"], r["estimators"], round(r["Kendall tau"], 6)) for r in rows]
+    rows = ranking_agreement(recs)
+    got = [(r.source_a, r.source_b, r.estimators, round(r.tau, 6)) for r in rows]
     # Sources in sorted order ("[" sorts before "·"): c, a, a2, b.
     assert got == [
         ("fam [v2] · c", "fam · a", 3, -1.0),
         ("fam [v2] · c", "fam · b", 3, round(-1 / 3, 6)),
         ("fam · a", "fam · b", 3, round(1 / 3, 6)),
     ]
-    assert {r["setting"] for r in rows} == {"s1"}
+    assert {r.setting for r in rows} == {"s1"}
+    # Constant errors per estimator: every resample gives the same tau, so the CI is that point.
+    assert all(r.tau_ci == pytest.approx((r.tau, r.tau)) for r in rows)
 
 
 def test_front_page_run_log_latest_provenance_and_sections(tmp_path):
@@ -648,7 +652,7 @@ def test_front_page_agreement_section():
     page = render_front_page({"records": recs, "runs": []}, "# Intro", [])
     section = page.split("## Do the rankings carry over between data sources?", 1)[1].split("\n## ", 1)[0]
     _, rule, row = cells_of(section.splitlines())
-    assert row == ["s1", "fam · x", "fam · y", "3", "1"]
+    assert row == ["s1", "fam · x", "fam · y", "3", "2 / 2", "1 [1, 1]", "agree"]
     assert rule[4].startswith(":")  # the formatted tau is text, not re-parsed as a number
     single = [r for r in recs if r["lm"] == "x"]
     assert "carry over" not in render_front_page({"records": single, "runs": []}, "# Intro", [])
