@@ -3,7 +3,9 @@
 Every available adapter is fitted on one small confounded dataset with a known heterogeneous
 effect (a ``parametrize_with_checks``-style sweep): output shapes and intervals, accuracy for the
 adjusting methods, bias of the unadjusted difference in means, determinism, silence, metadata.
-Each adapter is fitted twice in all (the fits are cached across the tests of a module).
+Each adapter is fitted twice in all (the fits are cached across the tests of a module), the R-learner
+a third time with its corrected interval. Intervals are checked against the true effect, never against
+the adapter's own estimate.
 """
 
 from __future__ import annotations
@@ -97,14 +99,12 @@ def test_estimate_contract(name: str) -> None:
     if est.ate_interval is not None:
         lo, hi = est.ate_interval
         assert np.isfinite(lo) and np.isfinite(hi)
-        assert lo <= est.ate <= hi
+        assert lo <= hi
     if est.cate_interval is not None:
         assert est.cate_interval.shape == (N, 2)
         lo, hi = est.cate_interval[:, 0], est.cate_interval[:, 1]
         assert np.all(lo <= hi)
         assert np.mean(np.isfinite(lo) & np.isfinite(hi)) > 0.8
-        if est.cate is not None:
-            assert np.mean((lo <= est.cate) & (est.cate <= hi)) > 0.9
 
 
 @pytest.mark.parametrize("name", [a for a in ADAPTERS if a not in UNADJUSTED])
@@ -136,6 +136,103 @@ def test_diff_in_means_is_confounded() -> None:
     # and the interval misses the truth while the adjusted one covers it
     assert not naive.ate_interval[0] <= TRUE_ATE <= naive.ate_interval[1]
     assert ols.ate_interval[0] <= TRUE_ATE <= ols.ate_interval[1]
+
+
+# -- intervals against the known true effect -------------------------------------------------
+# The intervals are checked against the effect DATA was generated with, never against the adapter's own
+# estimate (an interval always "covers" the estimate it is built around, however biased that is).
+
+#: Adapters whose ATE interval is not expected to cover the truth, and why (each is tested below).
+ATE_INTERVAL_MISSES = {
+    "diff_in_means": "unadjusted: the interval is centred on the confounded difference (test_diff_in_means_is_confounded)",
+    "rlearner": "causalml's analytic R-learner interval is about sqrt(n) too narrow, reported as returned by default "
+    "(estimators/rlearner.py; test_rlearner_ate_interval_is_causalml_s_unless_corrected)",
+}  # fmt: skip
+#: Loose floor for the share of units whose CATE interval holds their true effect tau(x). The measured
+#: shares at seed 0 are 0.82 (causal_forest_dml, the lowest) to 1.0 (BART, conformal): a nominal 95%
+#: interval of a consistent method clears it with room; one built around a biased or shifted CATE, or
+#: far too narrow, does not (test_cate_coverage_check_can_fail).
+CATE_COVERAGE_FLOOR = 0.7
+
+
+def covers(interval: tuple[float, float], truth: float, slack: float = 0.5) -> bool:
+    """Whether ``truth`` lies in the interval widened by ``slack`` times its width on each side.
+
+    A single dataset's interval misses the truth 5% of the time at the nominal level; the slack keeps a
+    borderline miss under library drift from failing the suite, while an interval around a biased ATE
+    (or a much too narrow one) still misses.
+    """
+    lo, hi = interval
+    pad = slack * (hi - lo)
+    return lo - pad <= truth <= hi + pad
+
+
+def cate_coverage(est: EffectEstimate, tau: np.ndarray) -> float:
+    """Share of units with a finite CATE interval that holds their true effect (an infinite one says nothing)."""
+    lo, hi = est.cate_interval[:, 0], est.cate_interval[:, 1]
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    return float(np.mean((lo[finite] <= tau[finite]) & (tau[finite] <= hi[finite])))
+
+
+def with_capability(capability: str) -> list[str]:
+    return [a for a in ADAPTERS if capability in registry.available()[a].capabilities]
+
+
+@pytest.mark.parametrize("name", [a for a in with_capability("ate_interval") if a not in ATE_INTERVAL_MISSES])
+def test_ate_interval_covers_the_true_ate(name: str) -> None:
+    est, _ = fit(name)
+    assert covers(est.ate_interval, TRUE_ATE), (
+        f"{name}: ATE interval {est.ate_interval}, true ATE {TRUE_ATE:.3f}"
+    )
+
+
+@pytest.mark.parametrize("name", with_capability("cate_interval"))
+def test_cate_intervals_cover_the_true_effect(name: str) -> None:
+    est, _ = fit(name)
+    coverage = cate_coverage(est, DATA["tau"])
+    assert coverage >= CATE_COVERAGE_FLOOR, f"{name}: {coverage:.0%} of the CATE intervals hold tau(x)"
+    # Both effect levels (tau = 1 where x0 = 0, 2 where x0 = 1) are covered, not just the common one.
+    for level in (0, 1):
+        rows = DATA["X"][:, 0] == level
+        sub = EffectEstimate(ate=est.ate, cate_interval=est.cate_interval[rows])
+        assert cate_coverage(sub, DATA["tau"][rows]) >= CATE_COVERAGE_FLOOR - 0.1, (name, level)
+
+
+@pytest.mark.parametrize("name", with_capability("cate_interval"))
+def test_cate_coverage_check_can_fail(name: str) -> None:
+    """The check above rejects intervals that only hold the adapter's own estimate: a narrow band around it,
+    or the adapter's own intervals moved by the size of the confounding bias."""
+    est, _ = fit(name)
+    tau = DATA["tau"]
+    narrow = EffectEstimate(ate=est.ate, cate_interval=np.column_stack([est.cate - 0.01, est.cate + 0.01]))
+    assert cate_coverage(narrow, tau) < CATE_COVERAGE_FLOOR
+    finite = np.isfinite(est.cate_interval).all(axis=1)
+    width = np.median(np.diff(est.cate_interval[finite], axis=1))
+    if width < 3:  # not the conformal ITE intervals, which hold the noise of y as well
+        shifted = EffectEstimate(ate=est.ate, cate_interval=est.cate_interval + 1.0)
+        assert cate_coverage(shifted, tau) < CATE_COVERAGE_FLOOR
+
+
+def test_ate_interval_misses_are_real() -> None:
+    """The listed misses do miss (so the exemption is needed) and the slack does not hide them."""
+    for name in ATE_INTERVAL_MISSES:
+        if name in ADAPTERS:
+            est, _ = fit(name)
+            assert not covers(est.ate_interval, TRUE_ATE), name
+
+
+def test_rlearner_ate_interval_is_causalml_s_unless_corrected() -> None:
+    """The documented option: ``ate_interval="corrected"`` widens causalml's interval by sqrt(n) and covers."""
+    if "rlearner" not in ADAPTERS:
+        pytest.skip("causalml not installed")
+    default, _ = fit("rlearner")
+    corrected = registry.get_adapter("rlearner", ate_interval="corrected").estimate(
+        DATA["X"], DATA["t"], DATA["y"], 0
+    )
+    assert corrected.ate == default.ate
+    lo, hi = default.ate_interval
+    np.testing.assert_allclose(np.diff(corrected.ate_interval), (hi - lo) * np.sqrt(N), rtol=1e-9)
+    assert corrected.ate_interval[0] <= TRUE_ATE <= corrected.ate_interval[1]
 
 
 def test_heterogeneous_cates_track_the_truth() -> None:
