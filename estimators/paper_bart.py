@@ -30,6 +30,10 @@ Differences from ``bartCause::bartc`` (none can be removed with stochtree 0.4.5)
 
 * **Sampler moves**: dbarts proposes birth/death, swap and change moves; stochtree's MCMC only
   grows and prunes, so chains mix differently (same prior, same posterior in the limit).
+* **Outcome scale**: dbarts maps ``y`` to ``[-0.5, 0.5]`` (prior mean of ``f`` at the mid-range of
+  ``y``) and starts ``sigma`` at ``sigest``; stochtree standardizes ``y`` to mean 0 and sd 1 (prior
+  mean of ``f`` at the mean of ``y``) and starts ``sigma^2`` at the variance of ``y``. The leaf and
+  residual-variance priors above are translated to stochtree's scale; the centring is not.
 * **Minimum leaf size**: stochtree refuses splits that leave fewer than ``min_samples_leaf = 5``
   training units in a leaf (its default, kept); dbarts has no such control (``dbartsControl``
   exposes none), a split needs only an available cut point.
@@ -44,8 +48,9 @@ Differences from ``bartCause::bartc`` (none can be removed with stochtree 0.4.5)
   hyperprior on ``k`` for a binary response; stochtree has no hyperprior on ``k``, so ``k = 2`` is
   fixed for the treatment model (dbarts' ``bart()`` default). The probit offset is stochtree's
   ``qnorm(mean(t))``; dbarts' may differ.
-* **Chains**: stochtree runs the 10 chains one after another in one process and resets the trees
-  (not the residual variance) between chains; dbarts runs independent chains.
+* **Chains**: stochtree runs the 10 chains one after another in one process and one random-number
+  stream, restarting each from single-node trees and the initial residual variance; dbarts runs
+  them as independent samplers (in threads). Same in distribution.
 * **Random numbers**: different generators; results match bartCause in distribution only. The paper
   seeded R once for all datasets; here each fit is seeded by the benchmark's ``seed`` (the treatment
   model with ``seed``, the response model with ``seed + 1``, the counterfactual noise of the SATE
