@@ -150,8 +150,12 @@ def table_intro(table: RankingTable) -> str:
     return text
 
 
-def render_table(table: RankingTable) -> list[str]:
-    """One ranking table and, when any estimator gives intervals, its calibration table."""
+def render_table(table: RankingTable, diagnostics: list[str] | None = None) -> list[str]:
+    """One ranking table and, when any estimator gives intervals, its calibration table.
+
+    ``diagnostics``: the source's row of :func:`diagnostics_rows`, shown under the table so a reader
+    judges the ranking next to the data behind it (overlap, confounding, effect spread).
+    """
     rows = [
         [
             str(r.tier), r.estimator, r.libraries, fmt_ci(r.ate_rmse, r.ate_rmse_ci),
@@ -192,6 +196,9 @@ def render_table(table: RankingTable) -> list[str]:
                      colalign=("left", *("right",) * (len(cal_names) - 1))),
             "",
         ]  # fmt: skip
+    if diagnostics is not None:
+        lines += ["The data of this source (all its datasets; columns as in Data diagnostics):", "",
+                  _diagnostics_table([diagnostics]), ""]  # fmt: skip
     return lines
 
 
@@ -208,15 +215,23 @@ def _median_range(values: list[float], *, lo: bool = True, hi: bool = True) -> s
     )
 
 
-def render_data_diagnostics(records: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Per family (× variant) × LM: the spread of each dataset diagnostic and the threshold violations.
+DIAGNOSTICS_HEADERS = [
+    "data", "datasets with diagnostics", "treated share: median [min, max]", "overlap: median [min]",
+    "IPW ESS/n: median [min]", "sd(ITE): median", "ITE ≠ 0: median [min]", "top outcome share: median [max]",
+    "abs(DIM − SATE): median", "datasets violating a default threshold",
+]  # fmt: skip
+
+
+def diagnostics_rows(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], list[str]]:
+    """(family, variant, LM) -> one row of :data:`DIAGNOSTICS_HEADERS`: the spread of each dataset
+    diagnostic and the threshold violations.
 
     From the ``data_*`` fields of the records (one per dataset fingerprint), judged against the default
     thresholds of :mod:`sdscm_bench.diagnostics`; datasets whose records predate the fields are counted.
     """
     from sdscm_bench.diagnostics import DEFAULT_THRESHOLDS, RECORD_FIELDS, violations
 
-    rows = []
+    rows: dict[tuple[str, str, str], list[str]] = {}
     for (family, variant, lm), recs in group_records(records, "family", "variant", "lm").items():
         by_dataset: dict[str, Mapping[str, Any]] = {}
         for r in recs:  # every record of a dataset carries the same data_* fields; keep the first
@@ -224,7 +239,7 @@ def render_data_diagnostics(records: Iterable[Mapping[str, Any]]) -> list[str]:
         with_diag = [r for r in by_dataset.values() if r.get("data_treated_share") is not None]
         name = family + (f" [{variant}]" if variant != "None" else "") + f" · {lm}"
         if not with_diag:
-            rows.append([name, f"0 of {len(by_dataset)}", *([DASH] * 8)])
+            rows[(family, variant, lm)] = [name, f"0 of {len(by_dataset)}", *([DASH] * 8)]
             continue
 
         def col(key: str, recs: list[Mapping[str, Any]] = with_diag) -> list[float]:
@@ -241,19 +256,25 @@ def render_data_diagnostics(records: Iterable[Mapping[str, Any]]) -> list[str]:
             for key in keys:
                 counts[key] = counts.get(key, 0) + 1
         detail = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
-        rows.append(
-            [
-                name, f"{len(with_diag)} of {len(by_dataset)}", _median_range(col("treated_share")),
-                _median_range(col("overlap_share"), hi=False), _median_range(col("ess_share"), hi=False),
-                _median_range(col("sd_ite"), lo=False, hi=False), _median_range(col("nonzero_ite_share"), hi=False),
-                _median_range(col("max_outcome_share"), lo=False),
-                _median_range([abs(x) for x in col("dim_bias")], lo=False, hi=False),
-                f"{n_bad}" + (f" ({detail})" if detail else ""),
-            ]
-        )  # fmt: skip
-    headers = ["data", "datasets with diagnostics", "treated share: median [min, max]", "overlap: median [min]",
-               "IPW ESS/n: median [min]", "sd(ITE): median", "ITE ≠ 0: median [min]", "top outcome share: median [max]",
-               "abs(DIM − SATE): median", "datasets violating a default threshold"]  # fmt: skip
+        rows[(family, variant, lm)] = [
+            name, f"{len(with_diag)} of {len(by_dataset)}", _median_range(col("treated_share")),
+            _median_range(col("overlap_share"), hi=False), _median_range(col("ess_share"), hi=False),
+            _median_range(col("sd_ite"), lo=False, hi=False), _median_range(col("nonzero_ite_share"), hi=False),
+            _median_range(col("max_outcome_share"), lo=False),
+            _median_range([abs(x) for x in col("dim_bias")], lo=False, hi=False),
+            f"{n_bad}" + (f" ({detail})" if detail else ""),
+        ]  # fmt: skip
+    return rows
+
+
+def _diagnostics_table(rows: Sequence[list[str]]) -> str:
+    return tabulate(rows, headers=DIAGNOSTICS_HEADERS, tablefmt="pipe", disable_numparse=True)
+
+
+def render_data_diagnostics(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every source's diagnostics in one table (each ranking table repeats its own source's row)."""
+    from sdscm_bench.diagnostics import DEFAULT_THRESHOLDS
+
     return [
         "## Data diagnostics",
         "",
@@ -264,7 +285,7 @@ def render_data_diagnostics(records: Iterable[Mapping[str, Any]]) -> list[str]:
         + ", ".join(f"`{k}` {v}" for k, v in DEFAULT_THRESHOLDS.items() if k != "max_value_share")
         + " (near-constant variables are listed by `diagnose`, not here).",
         "",
-        tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True),
+        _diagnostics_table(list(diagnostics_rows(records).values())),
         "",
     ]
 
@@ -296,8 +317,10 @@ def render_markdown(
         lines += ["No results yet.", ""]
     if records:
         lines += render_data_diagnostics(records)
+    diagnostics = diagnostics_rows(records)
     for table in tables:
-        lines += render_table(table)
+        source = (table.family, "None" if table.variant is None else table.variant, table.lm)
+        lines += render_table(table, diagnostics.get(source) if table.main else None)
     return "\n".join(lines)
 
 

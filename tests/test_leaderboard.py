@@ -693,3 +693,29 @@ def test_a_table_mixing_adapter_versions_says_so_per_estimator():
     same = [dict(r, adapter_fingerprint="new") if r["estimator"] == "A" else r for r in recs]
     (one,) = ranking_tables(same)
     assert one.mixed_versions == {} and "versions" not in table_intro(one)
+
+
+def test_each_main_table_shows_its_own_sources_diagnostics_row():
+    from sdscm_bench.leaderboard import render_markdown
+
+    diag = dict(data_overlap_share=0.9, data_ess_share=0.8, data_sd_ite=0.3, data_nonzero_ite_share=0.9,
+                data_max_outcome_share=0.5, data_dim_bias=0.01)  # fmt: skip
+    recs = [
+        record(e, f"d{i}", lm="lmA", ate=0.1 * i, data_treated_share=0.25, **diag)
+        for e in "AB"
+        for i in range(3)
+    ]
+    recs += [record(e, f"v{i}", lm="lmB", variant="v2", ate=0.2 * i, data_treated_share=0.75, **diag)
+             for e in "AB" for i in range(3)]  # fmt: skip
+    recs += [
+        record(e, f"d{i}", lm="lmA", ate=0.1, data_treated_share=0.25, **diag) for e in "AC" for i in range(5)
+    ]
+    page = render_markdown(recs, HEADER)
+    sections = {s.split("\n", 1)[0]: s for s in page.split("\n## ")[1:]}
+    main_a = sections["family `fam` · LM `lmA` · setting `s1`"]
+    main_b = sections["family `fam` · variant `v2` · LM `lmB` · setting `s1`"]
+    assert "| fam · lmA " in main_a and "0.25 [0.25, 0.25]" in main_a and "lmB" not in main_a
+    assert "| fam [v2] · lmB " in main_b and "0.75 [0.75, 0.75]" in main_b
+    # The further table over A and C's larger set repeats no diagnostics (the main table of its source has them).
+    further = sections["family `fam` · LM `lmA` · setting `s1` · 5 datasets"]
+    assert "The data of this source" not in further
