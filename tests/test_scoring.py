@@ -1,0 +1,90 @@
+"""Exact behaviours of the scorer (``sdscm_bench/scoring.py``) that the reference comparisons cannot reach.
+
+The expected values come from ``tests/reference_sdscm.py`` (plain transformers forward passes and the
+decode-based token boundary), from the tokenizer directly, or are worked out by hand in the test.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+from reference_sdscm import build_reference_lm, candidate_token_ids, start_token
+from reference_sdscm import reference_score as plain_score
+
+from sdscm_bench.lm import LanguageModel
+from sdscm_bench.scoring import CandidateScorer, InPlaceTokenizer, KVState
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+SCORE_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def ref_lm() -> LanguageModel:
+    model, tokenizer = build_reference_lm()
+    return LanguageModel(model, tokenizer, "reference-tiny", "reference-tiny-1234", "float32", "cpu")
+
+
+@pytest.fixture(scope="module")
+def bos_adding_lm(ref_lm: LanguageModel) -> LanguageModel:
+    """The reference model with a Llama-style tokenizer: it has a BOS and adds it unless told not to."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    backend = copy.deepcopy(ref_lm.tokenizer.backend_tokenizer)
+    special = "<|endoftext|>"
+    backend.post_processor = TemplateProcessing(
+        single=f"{special} $A", special_tokens=[(special, ref_lm.tokenizer.convert_tokens_to_ids(special))]
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=special, eos_token=special)
+    return LanguageModel(ref_lm.model, tokenizer, "reference-bos", "reference-bos-1234", "float32", "cpu")
+
+
+def test_a_tokenizer_that_adds_bos_still_gets_one_start_token(bos_adding_lm: LanguageModel) -> None:
+    """README: the only special token is one start token; a tokenizer's own BOS is not added a second time."""
+    tok = bos_adding_lm.tokenizer
+    bos = tok.bos_token_id
+    assert tok("Sam arrives")["input_ids"][0] == bos  # by default this tokenizer adds its BOS
+    context, candidates = "Sam arrives", [" on time", " late"]
+    in_place = InPlaceTokenizer(bos_adding_lm)
+    for cand in candidates:
+        t = in_place(context, cand)
+        plain = tok(context + cand, add_special_tokens=False)["input_ids"]
+        assert list(t.ids) == [start_token(tok), *plain]
+        assert t.ids.count(bos) == 1
+        assert (list(t.ids), t.cand_start) == candidate_token_ids(tok, context, cand)
+    got = CandidateScorer(bos_adding_lm).score(context, candidates)
+    want = [plain_score(bos_adding_lm.model, tok, context, c) for c in candidates]
+    np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)
+
+
+def test_memoised_tokenisations_are_shared_and_immutable(ref_lm: LanguageModel) -> None:
+    """The memo hands the same object to every caller, so no caller may change it."""
+    tok = InPlaceTokenizer(ref_lm)
+    t = tok("Sam arrives", " late")
+    assert tok("Sam arrives", " late") is t
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        t.cand_start = 0  # type: ignore[misc]
+
+
+def test_an_empty_state_is_rows_with_no_tokens(ref_lm: LanguageModel) -> None:
+    """``KVState.empty()`` is one empty logical row (the root every first variable continues), no cache."""
+    state = KVState.empty()
+    assert (state.tokens, state.columns, state.phys, state.layers) == ([()], [[]], [0], None)
+    assert len(state) == 1 and state.stats == {"tokens": 0, "forwards": 0, "slots": 0}
+    three = KVState.empty(3)
+    assert (three.tokens, three.columns, three.phys) == ([(), (), ()], [[], [], []], [0, 1, 2])
+    # Any empty row is a valid parent, and each scores its group as from scratch.
+    scorer = CandidateScorer(ref_lm)
+    groups = [("Sam arrives", [" on time", " late"]), ("The weather is", [" sunny", " rainy"])]
+    targets = [
+        (row, [scorer.tokenize(ctx, c) for c in cands])
+        for row, (ctx, cands) in zip((2, 0), groups, strict=True)
+    ]
+    _, scores = scorer.extend(three, targets)
+    for (ctx, cands), got in zip(groups, scores, strict=True):
+        want = [plain_score(ref_lm.model, ref_lm.tokenizer, ctx, c) for c in cands]
+        np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)
