@@ -88,3 +88,21 @@ def test_an_empty_state_is_rows_with_no_tokens(ref_lm: LanguageModel) -> None:
     for (ctx, cands), got in zip(groups, scores, strict=True):
         want = [plain_score(ref_lm.model, ref_lm.tokenizer, ctx, c) for c in cands]
         np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)
+
+
+def test_continuing_a_cached_row_with_nothing_in_common(ref_lm: LanguageModel) -> None:
+    """A cached state whose rows share no reusable prefix with the new targets (an empty context: the start
+    token itself predicts the candidate, so nothing can come from the cache) scores as from scratch."""
+    scorer = CandidateScorer(ref_lm)
+    state, _ = scorer.extend(
+        KVState.empty(), [(0, [scorer.tokenize("Sam arrives", c) for c in (" late", " on")])]
+    )
+    assert state.layers is not None
+    cands = ["sunny", "rainy or snowy"]
+    after, scores = scorer.extend(state, [(1, [scorer.tokenize("", c) for c in cands])])
+    want = [plain_score(ref_lm.model, ref_lm.tokenizer, "", c) for c in cands]
+    np.testing.assert_allclose(scores[0], want, rtol=0, atol=SCORE_ATOL)
+    ids = [candidate_token_ids(ref_lm.tokenizer, "", c)[0] for c in cands]
+    shared = 1  # the start token, run once for both branches
+    assert after.stats["tokens"] - state.stats["tokens"] == shared + sum(len(i) - shared for i in ids)
+    assert [list(t) for t in after.tokens] == ids
