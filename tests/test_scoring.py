@@ -106,3 +106,37 @@ def test_continuing_a_cached_row_with_nothing_in_common(ref_lm: LanguageModel) -
     shared = 1  # the start token, run once for both branches
     assert after.stats["tokens"] - state.stats["tokens"] == shared + sum(len(i) - shared for i in ids)
     assert [list(t) for t in after.tokens] == ids
+
+
+EAGER_MASK_BUG = (
+    "bug: CandidateScorer passes a boolean 4D attention mask; transformers' eager attention adds the mask to the "
+    "attention scores (True -> +1.0, False -> +0.0) instead of masking, so every query sees every position and "
+    "the scores are wrong (e.g. 'Sam' + ' late': -7.20 instead of -7.35). An additive float mask (0 where "
+    "allowed, the dtype's minimum elsewhere) gives the reference's scores with both implementations."
+)
+
+
+@pytest.mark.parametrize(
+    "attention", [pytest.param("eager", marks=pytest.mark.xfail(strict=True, reason=EAGER_MASK_BUG)), "sdpa"]
+)
+def test_padded_rows_score_exactly_with_either_attention(attention: str) -> None:
+    """Rows of one forward pass have different lengths, so the shorter ones are padded; with eager attention a
+    fully masked padding query would turn into NaN and leak into every row through the next layer's values
+    (0 x NaN), so padding must see itself. Both attention implementations must give the plain reference's
+    scores (a checkpoint chooses its attention implementation; load_lm does not pin one)."""
+    model, tokenizer = build_reference_lm()
+    model.set_attn_implementation(attention)
+    assert model.config._attn_implementation == attention
+    lm = LanguageModel(model, tokenizer, "reference-tiny", "reference-tiny-1234", "float32", "cpu")
+    scorer = CandidateScorer(lm)
+    groups = [
+        ("Sam", [" arrives on time", " late"]),
+        ("The patient is a woman with a tumor of", [" grade 1", " grade 2 or grade 3", " moderate"]),
+    ]
+    state, scores = scorer.extend(
+        KVState.empty(2), [(g, [scorer.tokenize(c, x) for x in cands]) for g, (c, cands) in enumerate(groups)]
+    )
+    assert state.stats["slots"] > state.stats["tokens"]  # there is padding
+    for (ctx, cands), got in zip(groups, scores, strict=True):
+        want = [plain_score(model, tokenizer, ctx, c) for c in cands]
+        np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)
