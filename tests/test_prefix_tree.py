@@ -27,14 +27,17 @@ from sdscm_bench.spec import Family, parse_family
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
-# Every variable has two candidates and reads every earlier variable, so a context names the unit's
-# whole history: the tree's rows are exactly the distinct histories, and with two candidates the
-# branches of one context are the distinct prefixes of their two token sequences.
+# Every variable reads every earlier variable, so a context names the unit's whole history: the tree's
+# rows are exactly the distinct histories. No two candidates of a variable share a token that a third does
+# not (two candidates, or three one-word weathers), so the branches of one context (the tokens all its
+# candidates share, once, then each candidate's rest) are the distinct prefixes of their token sequences;
+# Expected.parts checks this. Three weathers give three contexts of commute, the treatment, whose rows
+# the next level continues.
 TREE_SPEC = {
     "name": "tree",
     "separator": " ",
     "variables": [
-        {"name": "weather", "candidates": ["sunny", "rainy"], "phrasings": ["The weather is {value}."]},
+        {"name": "weather", "candidates": ["sunny", "rainy", "snowy"], "phrasings": ["The weather is {value}."]},
         {"name": "commute", "parents": ["weather"], "candidates": ["takes the bus", "rides a bicycle"],
          "phrasings": ["Sam {value} to work."]},
         {"name": "arrival", "parents": ["weather", "commute"], "candidates": ["on time", "late"],
@@ -49,7 +52,7 @@ TREE_SPEC = {
 # and candidates that merge with the text before them ("bicyclelate").
 RUN_ON_SPEC = copy.deepcopy(TREE_SPEC) | {"name": "run-on", "separator": ""}
 RUN_ON_SPEC["variables"] = [
-    {"name": "weather", "candidates": ["sunny", "rainy"], "phrasings": ["The weather is {value}"]},
+    {"name": "weather", "candidates": ["sunny", "rainy", "snowy"], "phrasings": ["The weather is {value}"]},
     {"name": "commute", "parents": ["weather"], "candidates": [", Sam takes the bus", " and Sam rides a bicycle"],
      "phrasings": ["{value}"]},
     {"name": "arrival", "parents": ["weather", "commute"], "candidates": [" on time", "late"],
@@ -61,6 +64,7 @@ RUN_ON_SPEC["treatment"] = {
 RUN_ON_SPEC["outcome"] = {"variable": "arrival", "definition": "category", "candidate": " on time"}
 SPECS = {"sentences": TREE_SPEC, "run-on": RUN_ON_SPEC}
 ORDER = ["weather", "commute", "arrival"]
+TEMPERATURE = 8.0  # the reference model's scores differ by whole nats: a high temperature mixes the histories
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +99,8 @@ class Expected:
         var = ORDER[level]
         seqs = [self.sequence(var, history, c) for c in range(len(self.ref.vars[var].candidates))]
         branches = distinct_prefixes([s for s, _ in seqs])
+        shared = len(set.intersection(*(distinct_prefixes([s]) for s, _ in seqs)))
+        assert len(branches) == shared + sum(len(s) - shared for s, _ in seqs), "candidates branch later"
         last_context = min(first for _, first in seqs) - 1
         if level == 0:
             return len(branches), 0, last_context  # the first variable starts from an empty row
@@ -136,7 +142,7 @@ class Expected:
 def test_sampler_runs_exactly_the_distinct_prefix_tokens(
     ref_lm: LanguageModel, family: Family, n_units: int, seed: int
 ) -> None:
-    ref = ReferenceSDSCM(family, ref_lm.model, ref_lm.tokenizer, seed, n_units, "sum", 1.0)
+    ref = ReferenceSDSCM(family, ref_lm.model, ref_lm.tokenizer, seed, n_units, "sum", TEMPERATURE)
     want = Expected(ref, ref_lm.tokenizer).run(n_units)
     forwards = []
 
@@ -147,7 +153,7 @@ def test_sampler_runs_exactly_the_distinct_prefix_tokens(
 
     done: list[tuple[int, int]] = []
     sampler = Sampler(
-        family, Counting(ref_lm), SamplerConfig(n_units, seed), lambda u, t: done.append((u, t))
+        family, Counting(ref_lm), SamplerConfig(n_units, seed, TEMPERATURE), lambda u, t: done.append((u, t))
     )
     sampler.run()
     assert sampler.tokens_computed == want["tokens"]
@@ -164,15 +170,19 @@ def test_sampler_runs_exactly_the_distinct_prefix_tokens(
 def test_the_count_does_not_grow_with_units_once_every_history_is_seen(
     ref_lm: LanguageModel, family: Family
 ) -> None:
-    """Each distinct context is scored once per pass: 40 and 200 units with the same histories cost the same."""
+    """Each distinct context is scored once per pass: once every (weather, commute) history occurs, 100 and
+    1000 units cost the same tokens."""
     counts = {}
-    for n in (40, 200):
-        sampler = Sampler(family, CandidateScorer(ref_lm), SamplerConfig(n, seed=3))
+    for n in (100, 1000):
+        sampler = Sampler(family, CandidateScorer(ref_lm), SamplerConfig(n, 3, TEMPERATURE))
         sampler.run()
-        histories = {tuple(int(sampler.factual.values[v][u]) for v in ORDER) for u in range(n)}
-        counts[n] = (sampler.tokens_computed, histories)
-    assert counts[40][1] == counts[200][1]
-    assert counts[40][0] == counts[200][0]
+        histories = {
+            (int(sampler.factual.values["weather"][u]), int(sampler.factual.values["commute"][u]))
+            for u in range(n)
+        }
+        assert len(histories) == 6, n
+        counts[n] = sampler.tokens_computed
+    assert counts[100] == counts[1000]
 
 
 def test_the_expected_counts_see_the_cache(ref_lm: LanguageModel) -> None:
@@ -189,3 +199,44 @@ def test_the_expected_counts_see_the_cache(ref_lm: LanguageModel) -> None:
         assert 10 < cached < last_context < branches  # the parent's sentence is reused, the context goes on
     for branches, cached, last_context in seen["run-on"]:
         assert 10 < last_context <= cached < branches  # the whole parent row would fit; one token reruns
+
+
+@pytest.mark.parametrize("max_rows", [1, 2, 3])
+def test_batches_are_split_only_as_needed(ref_lm: LanguageModel, family: Family, max_rows: int) -> None:
+    """README: a batch is split when it would hold more than ``max_rows`` distinct contexts; the sub-batches
+    are filled in turn (max_rows contexts each, the rest in the last), and the tokens run do not change."""
+    n_units, seed = 40, 3
+    ref = ReferenceSDSCM(family, ref_lm.model, ref_lm.tokenizer, seed, n_units, "sum", TEMPERATURE)
+    want = Expected(ref, ref_lm.tokenizer).run(n_units)
+    factual = [ref.unit(u)[0].values for u in range(n_units)]
+    assert len({(v["weather"], v["commute"]) for v in factual}) >= 4  # contexts of arrival to split
+
+    def split(contexts: list[object]) -> list[int]:
+        """Sizes of the passes that score these distinct contexts, max_rows at a time."""
+        n = len(dict.fromkeys(contexts))
+        return [min(max_rows, n - k) for k in range(0, n, max_rows)]
+
+    # Forward passes in order: weather (one context); commute (one context per weather), split into
+    # sub-batches of weathers in order of first appearance among the units, each going on by itself to
+    # arrival (one context per history), then to each do(T=t) world's arrival for its units whose T is not
+    # t (one context per weather).
+    weathers = list(dict.fromkeys(v["weather"] for v in factual))
+    expected = [1]
+    for k in range(0, len(weathers), max_rows):
+        members = [v for v in factual if v["weather"] in weathers[k : k + max_rows]]
+        expected += split([v["weather"] for v in members])
+        expected += split([(v["weather"], v["commute"]) for v in members])
+        for t in ref.t_indices:
+            expected += split([v["weather"] for v in members if v["commute"] != t])
+    forwards: list[int] = []
+
+    class Counting(CandidateScorer):
+        def extend(self, state, groups):  # type: ignore[no-untyped-def]
+            forwards.append(len(groups))
+            return super().extend(state, groups)
+
+    config = SamplerConfig(n_units, seed, TEMPERATURE, max_rows)
+    sampler = Sampler(family, Counting(ref_lm), config)
+    sampler.run()
+    assert forwards == expected
+    assert sampler.tokens_computed == want["tokens"]
