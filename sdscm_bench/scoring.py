@@ -170,6 +170,14 @@ class CandidateScorer:
         past = past[:, None, :].expand(-1, n_new, -1) & (query_seg != -2)
         return torch.cat([past, new], dim=2)[:, None]
 
+    def _additive(self, allowed: torch.Tensor) -> torch.Tensor:
+        """The boolean mask as an additive one (0 where allowed, the dtype's minimum elsewhere), on the
+        model's device and dtype. Eager attention adds a 4D mask to the scores, so a boolean one would
+        add 1/0 instead of masking (every query would see every position); SDPA takes either form."""
+        dtype = self.lm.model.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device)
+        return mask.masked_fill_(~allowed.to(self.device), torch.finfo(dtype).min)
+
     @torch.inference_mode()
     def extend(
         self, state: KVState, groups: Sequence[tuple[int, Sequence[Tokenized]]]
@@ -194,7 +202,7 @@ class CandidateScorer:
             positions[g, : len(pos)] = torch.as_tensor(pos)
         out = self.base(
             input_ids=input_ids.to(self.device),
-            attention_mask=self._mask(packed, width, n_new).to(self.device),
+            attention_mask=self._additive(self._mask(packed, width, n_new)),
             position_ids=positions.to(self.device),
             cache=past if past is not None else DynamicCache(),
             use_cache=True,

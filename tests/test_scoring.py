@@ -108,22 +108,14 @@ def test_continuing_a_cached_row_with_nothing_in_common(ref_lm: LanguageModel) -
     assert [list(t) for t in after.tokens] == ids
 
 
-EAGER_MASK_BUG = (
-    "bug: CandidateScorer passes a boolean 4D attention mask; transformers' eager attention adds the mask to the "
-    "attention scores (True -> +1.0, False -> +0.0) instead of masking, so every query sees every position and "
-    "the scores are wrong (e.g. 'Sam' + ' late': -7.20 instead of -7.35). An additive float mask (0 where "
-    "allowed, the dtype's minimum elsewhere) gives the reference's scores with both implementations."
-)
-
-
-@pytest.mark.parametrize(
-    "attention", [pytest.param("eager", marks=pytest.mark.xfail(strict=True, reason=EAGER_MASK_BUG)), "sdpa"]
-)
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
 def test_padded_rows_score_exactly_with_either_attention(attention: str) -> None:
     """Rows of one forward pass have different lengths, so the shorter ones are padded; with eager attention a
     fully masked padding query would turn into NaN and leak into every row through the next layer's values
     (0 x NaN), so padding must see itself. Both attention implementations must give the plain reference's
-    scores (a checkpoint chooses its attention implementation; load_lm does not pin one)."""
+    scores (a checkpoint chooses its attention implementation; load_lm does not pin one). Eager attention adds
+    a 4D mask to the scores, so a boolean mask there gave wrong scores (e.g. 'Sam' + ' late': -7.20 instead of
+    -7.35) until the scorer passed an additive one."""
     model, tokenizer = build_reference_lm()
     model.set_attn_implementation(attention)
     assert model.config._attn_implementation == attention
