@@ -20,10 +20,12 @@ tokens/unit × 2 × parameters FLOPs per unit over the device's peak matrix thro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +108,27 @@ def plain_forward(model: Any, device: str, batch: int, length: int, vocab: int) 
     return 3 * batch * length / (time.perf_counter() - start)
 
 
+@contextlib.contextmanager
+def profiled(enabled: bool, device: str) -> Iterator[None]:
+    """Where the time goes (``--profile``): torch.profiler's top operators by self time, printed."""
+    if not enabled:
+        yield
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        yield
+    for key in ["self_cpu_time_total"] + (["self_cuda_time_total"] if cuda else []):
+        print(f"\nprofile, sorted by {key}:")
+        print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=60))
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
-    from sdscm_bench.generate import GenerationSettings, generate_dataset
+    from sdscm_bench.generate import GenerationSettings, default_max_rows, generate_dataset
     from sdscm_bench.lm import LanguageModel
     from sdscm_bench.paths import spec_dir
     from sdscm_bench.spec import load_family
@@ -125,8 +144,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         lm = LanguageModel(model, tokenizer, f"random-{arch}", "random-seed0", args.dtype, args.device)
         ceiling = plain_forward(model, args.device, args.plain_batch, args.plain_length, len(tokenizer))
         for units in args.units:
+            max_rows = args.max_rows or default_max_rows(lm)
             start = time.perf_counter()
-            ds = generate_dataset(family, lm, GenerationSettings(units, args.seed), max_rows=args.max_rows)
+            with profiled(args.profile and units == args.units[0], args.device):
+                ds = generate_dataset(family, lm, GenerationSettings(units, args.seed), max_rows=max_rows)
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize(args.device)
             seconds = time.perf_counter() - start
@@ -143,6 +164,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     if not args.device.startswith("cuda")
                     else torch.cuda.get_device_name(),
                     "units": units,
+                    "max_rows": max_rows,
                     "seconds": round(seconds, 3),
                     "units_per_s": units / seconds,
                     "tokens_per_unit": tokens_per_unit,
@@ -179,6 +201,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--profile", action="store_true", help="profile the first size of each architecture")
     return parser.parse_args(argv)
 
 
@@ -191,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saved the {args.tokenizer} tokenizer to {args.save_tokenizer}")
         return 0
     rows = run(args)
-    shown = ["arch", "units", "seconds", "units_per_s", "tokens_per_unit", "tokens_per_s",
+    shown = ["arch", "units", "max_rows", "seconds", "units_per_s", "tokens_per_unit", "tokens_per_s",
              "engine_share_of_plain", "peak_memory_mb", "family_hours_at_measured_rate",
              "family_hours_at_peak_matmul"]  # fmt: skip
     print(tabulate([[r[k] for k in shown] for r in rows], headers=shown, floatfmt=".3g"))

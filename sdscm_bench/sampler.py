@@ -198,8 +198,11 @@ class Sampler:
                 finished_here = False  # the sub-batches recorded their own units
                 break
             contexts_in_order = list(groups)
+            tokenized = iter(
+                self.scorer.tokenize.many([(ctx, cands[c]) for ctx in contexts_in_order for c in needs[ctx]])
+            )
             batch = [
-                (int(rows[groups[ctx][0]]), [self.scorer.tokenize(ctx, cands[c]) for c in needs[ctx]])
+                (int(rows[groups[ctx][0]]), [next(tokenized) for _ in needs[ctx]])
                 for ctx in contexts_in_order
             ]
             before = dict(state.stats)
