@@ -26,6 +26,8 @@ from transformers import DynamicCache
 from sdscm_bench.lm import LanguageModel
 
 SCORING_MODES = ("sum", "mean")
+#: Most bytes of float32 logits held at once (the vocabulary head runs in chunks of rows below it).
+HEAD_CHUNK_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -263,11 +265,17 @@ class CandidateScorer:
                 )
                 phys.append(g)
                 counts.append(len(t.ids) - t.cand_start)
-        logits = self.head(hidden[torch.as_tensor(row_idx), torch.as_tensor(loc_idx)]).float()
-        # The full-vocabulary log-softmax (on CPU a fused kernel, twice as fast as logsumexp).
+        head_in = hidden[torch.as_tensor(row_idx), torch.as_tensor(loc_idx)]
         source_t = torch.as_tensor(source, device=self.device)
         target_t = torch.as_tensor(tgt_ids, device=self.device)
-        token_lp = torch.log_softmax(logits, dim=-1)[source_t, target_t].double()
+        token_lp = torch.empty(len(source), dtype=torch.float64, device=self.device)
+        # The full-vocabulary log-softmax (on CPU a fused kernel, twice as fast as logsumexp), in
+        # chunks of rows: float32 logits of 512 contexts of a 128k-vocabulary model took 9.5 GiB at once.
+        step = max(1, HEAD_CHUNK_BYTES // (4 * self.head.weight.shape[0]))
+        for start in range(0, len(row_idx), step):
+            logp = torch.log_softmax(self.head(head_in[start : start + step]).float(), dim=-1)
+            mine = (source_t >= start) & (source_t < start + step)
+            token_lp[mine] = logp[source_t[mine] - start, target_t[mine]].double()
         sums = torch.zeros(len(tokens), dtype=torch.float64, device=self.device)
         sums.index_add_(0, torch.as_tensor(owner, device=self.device), token_lp)
         flat = sums.cpu().tolist()

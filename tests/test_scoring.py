@@ -132,3 +132,38 @@ def test_padded_rows_score_exactly_with_either_attention(attention: str) -> None
     for (ctx, cands), got in zip(groups, scores, strict=True):
         want = [plain_score(model, tokenizer, ctx, c) for c in cands]
         np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 1000])
+def test_the_vocabulary_head_in_chunks_gives_the_same_scores(
+    ref_lm: LanguageModel, chunk_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head's log-softmax runs in chunks of rows (a 128k vocabulary's float32 logits for 512 contexts ran
+    out of GPU memory at once); every chunk size gives the plain reference's scores. The groups mix
+    single-token candidates (one shared head row) with multi-token ones (a row per later token), so rows
+    referenced by several candidates and tokens straddle the chunk borders."""
+    vocab = ref_lm.model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr("sdscm_bench.scoring.HEAD_CHUNK_BYTES", 4 * vocab * chunk_rows)
+    scorer = CandidateScorer(ref_lm)
+    groups = [
+        ("Sam", [" arrives on time", " late", " on"]),
+        ("The patient is a woman with a tumor of", [" grade 1", " grade 2 or grade 3", " moderate"]),
+    ]
+    _, scores = scorer.extend(
+        KVState.empty(2), [(g, [scorer.tokenize(c, x) for x in cands]) for g, (c, cands) in enumerate(groups)]
+    )
+    for (ctx, cands), got in zip(groups, scores, strict=True):
+        want = [plain_score(ref_lm.model, ref_lm.tokenizer, ctx, c) for c in cands]
+        np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)
+
+
+def test_batched_tokenisation_matches_one_pair_at_a_time(ref_lm: LanguageModel) -> None:
+    """``many`` tokenises the unseen pairs in one call; each result equals a fresh one-pair tokeniser's, repeats
+    included, and a candidate that adds no token is a clear error."""
+    pairs = [("Sam", " late"), ("Sam", " on"), ("Sam", " late"), ("The tumor is", " grade 2 or grade 3")]
+    batched = InPlaceTokenizer(ref_lm).many(pairs)
+    single = [InPlaceTokenizer(ref_lm)(c, x) for c, x in pairs]
+    assert batched == single
+    assert batched[0] is batched[2]
+    with pytest.raises(ValueError, match="has no tokens"):
+        InPlaceTokenizer(ref_lm).many([("Sam", "")])
