@@ -7,7 +7,8 @@ which finds every dataset in the cache, so fanned-out and sequential generation 
 quality redraws included. Nothing here schedules: Dask does.
 
 - **One machine:** ``workers=N`` starts a ``LocalCluster`` of N single-threaded processes. With GPUs,
-  run one worker per GPU and pin it with ``CUDA_VISIBLE_DEVICES`` (e.g. ``dask worker`` per device).
+  run one worker per GPU and pin it with ``CUDA_VISIBLE_DEVICES`` (e.g. ``dask worker`` per device);
+  for a small model, two or three per GPU (one process leaves the GPU idle while its Python works).
 - **A cluster:** start ``dask scheduler`` and one ``dask worker ADDRESS --nworkers 1 --nthreads 1`` per
   GPU with the same ``SDSCM_BENCH_CACHE`` on a shared file system, then pass ``scheduler=ADDRESS``
   (``sdscm-bench generate ... --scheduler tcp://host:8786``).
