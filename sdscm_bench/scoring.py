@@ -61,14 +61,14 @@ class InPlaceTokenizer:
             )
             if len(self._memo) + len(missing) > 200_000:
                 self._memo.clear()
-            for (context, _), ids, offsets in zip(
+            for (context, candidate), ids, offsets in zip(
                 missing, enc["input_ids"], enc["offset_mapping"], strict=True
             ):
                 # The candidate starts at the first token that ends past the context.
                 cand_start = 1 + bisect.bisect_right(offsets, len(context), key=itemgetter(1))
                 if cand_start > len(ids):
-                    raise ValueError(f"candidate {_!r} after {context!r} has no tokens")
-                self._memo[(context, _)] = Tokenized((self.start, *ids), cand_start)
+                    raise ValueError(f"candidate {candidate!r} after {context!r} has no tokens")
+                self._memo[(context, candidate)] = Tokenized((self.start, *ids), cand_start)
         return [self._memo[key] for key in pairs]
 
 
