@@ -41,3 +41,13 @@ def test_tiny_run_on_cpu_reports_every_figure(tmp_path: Path) -> None:
 def test_a_missing_tokenizer_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="not a folder; save one with --save-tokenizer"):
         gpu_generation.load_tokenizer(str(tmp_path / "absent"))
+
+
+def test_profile_prints_the_top_operators_once_per_architecture(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--profile`` profiles the first size only and prints torch.profiler's table (CPU only here)."""
+    args = ["--arch", "tiny", "--units", "4", "6", "--dtype", "float32", "--device", "cpu", "--tokenizer", "tiny",
+            "--plain-batch", "2", "--plain-length", "16", "--profile"]  # fmt: skip
+    assert gpu_generation.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("profile, sorted by self_cpu_time_total") == 1
+    assert "aten::" in out and "self_cuda_time_total" not in out
