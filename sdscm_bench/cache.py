@@ -1,7 +1,7 @@
 """Content-addressed dataset cache: parquet + manifest, atomic writes, one generator per key.
 
 Key = sha256 of (format version, spec fingerprint, LM id, weights fingerprint, dtype, effective
-scoring, temperature, seed, N). The spec fingerprint covers per-variable temperatures and the
+scoring, temperature, seed, N), and the head's dtype where it differs from the weights'. The spec fingerprint covers per-variable temperatures and the
 variant's name, so every variant of a family has its own entries. A dataset directory holds ``data.parquet`` (the table only, so equal
 inputs give byte-identical files) and ``manifest.json`` (checksum and metadata). A file whose
 checksum does not match, or whose manifest lacks its checksum or metadata, is reported with a warning,
@@ -66,6 +66,8 @@ def dataset_key(family: Family, lm_identity: dict[str, str], settings: Generatio
         "dtype": lm_identity["dtype"],
         **settings.resolved(family).as_dict(),  # the effective scoring: explicit, else the spec's, else sum
     }
+    if lm_identity.get("head_dtype", lm_identity["dtype"]) != lm_identity["dtype"]:
+        payload["head_dtype"] = lm_identity["head_dtype"]  # e.g. bfloat16 weights, float32 logits on CPU
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 

@@ -8,7 +8,11 @@ comes from the logits at the previous position. ``mean`` divides by the token co
 ``KVState`` holds the key/value cache of many rows at once. Each row is a logical token
 sequence; ``extend`` derives new rows from existing ones, reusing each parent's cached
 keys/values for the longest common token prefix, and runs only the remaining tokens.
-Rows may have holes (masked cache columns); explicit position ids keep positions exact.
+Explicit position ids keep positions exact.
+
+The cache is stored in segments, one per forward pass, each holding only that pass's new
+keys/values; a row's past is gathered from its ancestors' segments. States kept alive along
+the sampler's recursion therefore share their common past instead of each holding a copy.
 """
 
 from __future__ import annotations
@@ -23,11 +27,16 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import DynamicCache
 
-from sdscm_bench.lm import LanguageModel
+from sdscm_bench.errors import ModelLoadError
+from sdscm_bench.lm import DTYPES, LanguageModel, head_dtype
 
 SCORING_MODES = ("sum", "mean")
 #: Most bytes of float32 logits held at once (the vocabulary head runs in chunks of rows below it).
 HEAD_CHUNK_BYTES = 512 * 2**20
+#: The same bound on CPU, where memory is the scarcer resource: smaller chunks cost no time there
+#: (SmolLM2's head over 2,730 rows in bfloat16, one thread: 8.0-8.8 s in one chunk, 7.9-8.3 s in chunks
+#: of 341 rows) and a chunk of 512 MiB of logits peaks at three copies (logits, float32, log-softmax).
+CPU_HEAD_CHUNK_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -88,29 +97,51 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return same
 
 
+@dataclass(eq=False)
+class Segment:
+    """Keys/values one forward pass computed: ``layers[l] = (keys, values)``, [rows, heads, columns, dim]."""
+
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+#: A stretch of a logical row's cached positions: ``length`` columns of ``segment``'s row ``row`` from
+#: column ``start`` on.
+Run = tuple[Segment, int, int, int]
+
+
+def _prefix(runs: Sequence[Run], k: int) -> tuple[Run, ...]:
+    """The runs that hold a row's first ``k`` cached positions."""
+    out, at = [], 0
+    for seg, row, start, length in runs:
+        if at >= k:
+            break
+        take = min(length, k - at)
+        out.append((seg, row, start, take))
+        at += take
+    return tuple(out)
+
+
 @dataclass
 class KVState:
-    """Batched KV cache: ``layers[l] = (keys, values)`` of shape [physical rows, heads, columns, dim].
-
-    Logical row r is the token sequence ``tokens[r]``, stored in physical row ``phys[r]`` at
-    cache columns ``columns[r]``; several logical rows (the candidates scored after one context)
-    share a physical row, each seeing only its own branch. Other columns are holes.
-    """
+    """Batched KV cache of logical rows: row r is the token sequence ``tokens[r]``, whose keys/values
+    lie, position after position, in ``runs[r]`` (stretches of the segments of earlier forward passes).
+    Several logical rows (the candidates scored after one context) share a segment row, each reading
+    only its own branch of it."""
 
     tokens: list[tuple[int, ...]]
-    columns: list[list[int]]
-    phys: list[int]
-    layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    runs: list[tuple[Run, ...]]
     stats: dict[str, int] = field(default_factory=lambda: {"tokens": 0, "forwards": 0, "slots": 0})
 
     @classmethod
     def empty(cls, rows: int = 1) -> KVState:
-        return cls(
-            tokens=[() for _ in range(rows)], columns=[[] for _ in range(rows)], phys=list(range(rows))
-        )
+        return cls(tokens=[() for _ in range(rows)], runs=[() for _ in range(rows)])
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def segments(self) -> list[Segment]:
+        """The distinct segments this state's rows read (what keeping the state keeps in memory)."""
+        return list({id(run[0]): run[0] for row in self.runs for run in row}.values())
 
 
 @dataclass
@@ -161,23 +192,50 @@ class CandidateScorer:
         self.mode = mode
         self.tokenize = InPlaceTokenizer(lm)
         self.base = lm.model.base_model
-        self.head = lm.model.get_output_embeddings()
         self.device = torch.device(lm.device)
+        head = lm.model.get_output_embeddings()
+        if not isinstance(head, torch.nn.Linear):
+            raise ModelLoadError(
+                f"{lm.lm_id}: the output embeddings are a {type(head).__name__}, not a linear vocabulary head; "
+                "the scorer needs a causal LM whose get_output_embeddings() is a torch.nn.Linear"
+            )
+        dtype = DTYPES[head_dtype(lm.dtype, lm.device)]
+        self.head_weight = head.weight.to(dtype)  # a float32 copy of a bfloat16 head on CPU (see head_dtype)
+        self.head_bias = None if getattr(head, "bias", None) is None else head.bias.to(dtype)
 
     def _gather_past(
         self, state: KVState, parents: Sequence[int], keep: Sequence[int]
     ) -> DynamicCache | None:
-        """Left-aligned cache holding the first ``keep[g]`` logical positions of each parent row."""
+        """Left-aligned cache holding the first ``keep[g]`` logical positions of each parent row,
+        gathered from the segments those positions lie in (columns past ``keep[g]`` are zeros, masked)."""
         width = max(keep)
-        if width == 0 or state.layers is None:
+        if width == 0:
             return None
-        cols = torch.zeros((len(parents), width), dtype=torch.long)
+        # Per segment: (destination row, destination column, source row, source column) of each position.
+        where: dict[int, tuple[Segment, list[int], list[int], list[int], list[int]]] = {}
         for g, (p, k) in enumerate(zip(parents, keep, strict=True)):
-            if k:
-                cols[g, :k] = torch.as_tensor(state.columns[p][:k])
-        rows = torch.as_tensor([state.phys[p] for p in parents], dtype=torch.long)[:, None].expand(-1, width)
-        rows, cols = rows.to(self.device), cols.to(self.device)
-        data = [(k[rows, :, cols].transpose(1, 2), v[rows, :, cols].transpose(1, 2)) for k, v in state.layers]
+            at = 0
+            for seg, row, start, length in _prefix(state.runs[p], k):
+                _, dst_row, dst_col, src_row, src_col = where.setdefault(id(seg), (seg, [], [], [], []))
+                dst_row.extend([g] * length)
+                dst_col.extend(range(at, at + length))
+                src_row.extend([row] * length)
+                src_col.extend(range(start, start + length))
+                at += length
+        index = [
+            (seg, *(torch.as_tensor(ix, dtype=torch.long, device=self.device) for ix in lists))
+            for seg, *lists in where.values()
+        ]
+        data = []
+        for layer in range(len(index[0][0].layers)):
+            pair = []
+            for kv in (0, 1):
+                like = index[0][0].layers[layer][kv]
+                out = like.new_zeros((len(parents), like.shape[1], width, like.shape[3]))
+                for seg, dst_row, dst_col, src_row, src_col in index:
+                    out[dst_row, :, dst_col] = seg.layers[layer][kv][src_row, :, src_col]
+                pair.append(out)
+            data.append(tuple(pair))
         return DynamicCache(ddp_cache_data=data)
 
     def _mask(self, packed: Sequence[_Packed], width: int, n_new: int) -> torch.Tensor:
@@ -242,12 +300,22 @@ class CandidateScorer:
                 use_cache=True,
             )
         hidden = out.last_hidden_state
+        # Keep this pass's new keys/values only (copied out, so the gathered past and the pass's full
+        # cache are freed now).
+        segment = Segment(
+            [
+                (layer.keys[:, :, width:].clone(), layer.values[:, :, width:].clone())
+                for layer in out.cache.layers
+            ]
+        )
+        del out, past
+        parents_runs = [state.runs[p] for p, _ in groups]
         # Logits only where a candidate token is predicted: position j-1 predicts token j. Candidates
         # after one context predict their first token from the same position, so each distinct
         # (row, position) goes through the vocabulary head once.
         at_position: dict[tuple[int, int], int] = {}
         row_idx, loc_idx, source, tgt_ids, owner = [], [], [], [], []
-        tokens, columns, phys, counts = [], [], [], []
+        tokens, runs, counts = [], [], []
         for g, (pk, (_, targets)) in enumerate(zip(packed, groups, strict=True)):
             for i, t in enumerate(targets):
                 for j in range(t.cand_start, len(t.ids)):
@@ -260,10 +328,11 @@ class CandidateScorer:
                     tgt_ids.append(t.ids[j])
                     owner.append(len(tokens))
                 tokens.append(t.ids)
-                columns.append(
-                    list(range(pk.keep)) + [width + pk.local(i, q) for q in range(pk.keep, len(t.ids))]
+                shared = (segment, g, 0, pk.shared_end - pk.keep)
+                branch = (segment, g, pk.branch_start[i], len(t.ids) - pk.shared_end)
+                runs.append(
+                    _prefix(parents_runs[g], pk.keep) + tuple(r for r in (shared, branch) if r[3] > 0)
                 )
-                phys.append(g)
                 counts.append(len(t.ids) - t.cand_start)
         head_in = hidden[torch.as_tensor(row_idx), torch.as_tensor(loc_idx)]
         source_t = torch.as_tensor(source, device=self.device)
@@ -271,9 +340,16 @@ class CandidateScorer:
         token_lp = torch.empty(len(source), dtype=torch.float64, device=self.device)
         # The full-vocabulary log-softmax (on CPU a fused kernel, twice as fast as logsumexp), in
         # chunks of rows: float32 logits of 512 contexts of a 128k-vocabulary model took 9.5 GiB at once.
-        step = max(1, HEAD_CHUNK_BYTES // (4 * self.head.weight.shape[0]))
+        chunk_bytes = (
+            HEAD_CHUNK_BYTES if self.device.type != "cpu" else min(HEAD_CHUNK_BYTES, CPU_HEAD_CHUNK_BYTES)
+        )
+        step = max(1, chunk_bytes // (4 * self.head_weight.shape[0]))
+        head_in = head_in.to(self.head_weight.dtype)
         for start in range(0, len(row_idx), step):
-            logp = torch.log_softmax(self.head(head_in[start : start + step]).float(), dim=-1)
+            logits = torch.nn.functional.linear(
+                head_in[start : start + step], self.head_weight, self.head_bias
+            )
+            logp = torch.log_softmax(logits.float(), dim=-1)
             mine = (source_t >= start) & (source_t < start + step)
             token_lp[mine] = logp[source_t[mine] - start, target_t[mine]].double()
         sums = torch.zeros(len(tokens), dtype=torch.float64, device=self.device)
@@ -281,7 +357,6 @@ class CandidateScorer:
         flat = sums.cpu().tolist()
         if self.mode == "mean":
             flat = [s / c for s, c in zip(flat, counts, strict=True)]
-        layers = [(layer.keys, layer.values) for layer in out.cache.layers]
         stats = {
             "tokens": state.stats["tokens"] + sum(len(pk.tokens) for pk in packed),
             "forwards": state.stats["forwards"] + 1,
@@ -291,7 +366,7 @@ class CandidateScorer:
         for _, targets in groups:
             scores.append(flat[at : at + len(targets)])
             at += len(targets)
-        return KVState(tokens, columns, phys, layers, stats), scores
+        return KVState(tokens, runs, stats), scores
 
     def score(self, context: str, candidates: Sequence[str]) -> list[float]:
         """Scores of candidates after one context, in one forward pass (convenience API)."""

@@ -291,3 +291,18 @@ def test_concurrent_requests_generate_once(tmp_path: Path, monkeypatch: pytest.M
     paths = {path for _, _, _, path in reports}
     assert len(paths) == 1 and (Path(paths.pop()) / "data.parquet").exists()
     assert tmp_dirs(cache_dir) == []
+
+
+def test_the_key_names_the_head_dtype_only_where_it_differs_from_the_weights(family: Family) -> None:
+    """bfloat16 weights on CPU give float32 logits (``lm.head_dtype``), on a GPU bfloat16 ones: different
+    values, so different keys; where head and weights agree the key is what it was before the head's dtype
+    was recorded, so existing float32 entries (and the results that cite them) stay valid."""
+    settings = GenerationSettings(6, seed=1)
+    f32 = lm_identity("tiny-random", "float32", "cpu")
+    assert f32["head_dtype"] == "float32"
+    without = {k: v for k, v in f32.items() if k != "head_dtype"}
+    assert dataset_key(family, f32, settings) == dataset_key(family, without, settings)
+    bf16_cpu = lm_identity("tiny-random", "bfloat16", "cpu")
+    assert bf16_cpu["head_dtype"] == "float32"
+    bf16_gpu = bf16_cpu | {"device": "cuda", "head_dtype": "bfloat16"}
+    assert dataset_key(family, bf16_cpu, settings) != dataset_key(family, bf16_gpu, settings)

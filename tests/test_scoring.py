@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from reference_sdscm import build_reference_lm, candidate_token_ids, start_token
 from reference_sdscm import reference_score as plain_score
 
@@ -73,10 +74,10 @@ def test_memoised_tokenisations_are_shared_and_immutable(ref_lm: LanguageModel) 
 def test_an_empty_state_is_rows_with_no_tokens(ref_lm: LanguageModel) -> None:
     """``KVState.empty()`` is one empty logical row (the root every first variable continues), no cache."""
     state = KVState.empty()
-    assert (state.tokens, state.columns, state.phys, state.layers) == ([()], [[]], [0], None)
+    assert (state.tokens, state.runs, state.segments()) == ([()], [()], [])
     assert len(state) == 1 and state.stats == {"tokens": 0, "forwards": 0, "slots": 0}
     three = KVState.empty(3)
-    assert (three.tokens, three.columns, three.phys) == ([(), (), ()], [[], [], []], [0, 1, 2])
+    assert (three.tokens, three.runs) == ([(), (), ()], [(), (), ()])
     # Any empty row is a valid parent, and each scores its group as from scratch.
     scorer = CandidateScorer(ref_lm)
     groups = [("Sam arrives", [" on time", " late"]), ("The weather is", [" sunny", " rainy"])]
@@ -97,7 +98,7 @@ def test_continuing_a_cached_row_with_nothing_in_common(ref_lm: LanguageModel) -
     state, _ = scorer.extend(
         KVState.empty(), [(0, [scorer.tokenize("Sam arrives", c) for c in (" late", " on")])]
     )
-    assert state.layers is not None
+    assert len(state.segments()) == 1
     cands = ["sunny", "rainy or snowy"]
     after, scores = scorer.extend(state, [(1, [scorer.tokenize("", c) for c in cands])])
     want = [plain_score(ref_lm.model, ref_lm.tokenizer, "", c) for c in cands]
@@ -167,3 +168,56 @@ def test_batched_tokenisation_matches_one_pair_at_a_time(ref_lm: LanguageModel) 
     assert batched[0] is batched[2]
     with pytest.raises(ValueError, match="has no tokens"):
         InPlaceTokenizer(ref_lm).many([("Sam", "")])
+
+
+def test_each_pass_keeps_only_its_new_keys_and_values(ref_lm: LanguageModel) -> None:
+    """The cache is one segment per forward pass holding only that pass's new columns; a continued row reads
+    its past from its ancestors' segments (the same objects, not copies), and scores stay exact three passes
+    deep. (Whole-prefix copies per state, kept alive along the sampler's recursion, set the peak memory.)"""
+    scorer = CandidateScorer(ref_lm)
+    tok = scorer.tokenize
+    first, _ = scorer.extend(KVState.empty(), [(0, [tok("Sam", " arrives"), tok("Sam", " leaves")])])
+    second, _ = scorer.extend(
+        first,
+        [
+            (0, [tok("Sam arrives on", " time"), tok("Sam arrives on", " Monday")]),
+            (1, [tok("Sam leaves at", " noon")]),
+        ],
+    )
+    context, candidates = "Sam arrives on time. The weather is", [" sunny", " rainy or snowy"]
+    third, scores = scorer.extend(second, [(0, [tok(context, c) for c in candidates])])
+    want = [plain_score(ref_lm.model, ref_lm.tokenizer, context, c) for c in candidates]
+    np.testing.assert_allclose(scores[0], want, rtol=0, atol=SCORE_ATOL)
+    (seg1,), segs2, segs3 = first.segments(), second.segments(), third.segments()
+    assert any(s is seg1 for s in segs2) and any(s is seg1 for s in segs3)
+    own = [s for s in segs3 if not any(s is t for t in segs2)]
+    assert len(own) == 1  # the third pass added one segment ...
+    new_tokens = third.stats["tokens"] - second.stats["tokens"]
+    for keys, values in own[0].layers:  # ... holding its one row's new tokens only
+        assert keys.shape[0] == values.shape[0] == 1 and keys.shape[2] == values.shape[2] == new_tokens
+    for tokens, runs in zip(
+        third.tokens, third.runs, strict=True
+    ):  # every position of every row is somewhere
+        assert sum(run[3] for run in runs) == len(tokens)
+
+
+def test_on_cpu_a_bfloat16_model_scores_through_a_float32_head(ref_lm: LanguageModel) -> None:
+    """``lm.head_dtype``: on CPU the vocabulary head runs in float32 whatever the weights' dtype (bfloat16
+    matmuls without native support ran at a quarter of float32's speed); the scores are the bfloat16 body's
+    hidden states through the float32 head, and the provenance says so."""
+    model = copy.deepcopy(ref_lm.model).to(torch.bfloat16)
+    lm = LanguageModel(model, ref_lm.tokenizer, "reference-bf16", "reference-bf16-1234", "bfloat16", "cpu")
+    scorer = CandidateScorer(lm)
+    assert scorer.head_weight.dtype == torch.float32 and lm.describe()["head_dtype"] == "float32"
+    context, candidates = "Sam arrives", [" on time", " late"]
+    got = scorer.score(context, candidates)
+    weight = model.get_output_embeddings().weight.float()
+    with torch.inference_mode():
+        for cand, score in zip(candidates, got, strict=True):
+            t = scorer.tokenize(context, cand)
+            hidden = model.base_model(torch.as_tensor([t.ids])).last_hidden_state[0].float()
+            logp = torch.log_softmax(hidden @ weight.T, dim=-1)
+            want = sum(logp[j - 1, t.ids[j]].item() for j in range(t.cand_start, len(t.ids)))
+            assert score == pytest.approx(
+                want, abs=0.05
+            )  # bfloat16 body: batched and single runs differ a little
