@@ -26,6 +26,7 @@ from operator import itemgetter
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from sdscm_bench.errors import ModelLoadError
 from sdscm_bench.lm import DTYPES, LanguageModel, head_dtype
@@ -177,6 +178,35 @@ def _pack(parent_tokens: Sequence[int], targets: Sequence[Tokenized]) -> _Packed
     return _Packed(keep, shared_end, tokens, segment, branch_start)
 
 
+def _new_columns(cached: torch.Tensor, width: int) -> torch.Tensor:
+    """The columns after the first ``width`` (a copy, so the rest of the buffer can be freed)."""
+    return cached if width == 0 else cached[:, :, width:].clone()
+
+
+class _FilledLayer(DynamicLayer):
+    """A cache layer over buffers that hold the gathered past in their first ``width`` columns and have room
+    for one pass's new columns, which ``update`` writes in place. (``DynamicLayer`` concatenates: a copy of
+    the whole past when the cache is built and another when the pass adds its columns, per layer.)"""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, width: int) -> None:
+        super().__init__()
+        self.keys, self.values, self.width = keys, values, width
+        self.device = keys.device
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        end = self.width + key_states.shape[-2]
+        if end != self.keys.shape[-2]:
+            raise RuntimeError(f"cache layer sized for {self.keys.shape[-2]} columns, got {end}")
+        self.keys[:, :, self.width : end] = key_states
+        self.values[:, :, self.width : end] = value_states
+        self.width = end
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.width
+
+
 class CandidateScorer:
     """Scores every candidate of many contexts in one forward pass.
 
@@ -204,10 +234,11 @@ class CandidateScorer:
         self.head_bias = None if getattr(head, "bias", None) is None else head.bias.to(dtype)
 
     def _gather_past(
-        self, state: KVState, parents: Sequence[int], keep: Sequence[int]
+        self, state: KVState, parents: Sequence[int], keep: Sequence[int], n_new: int
     ) -> DynamicCache | None:
-        """Left-aligned cache holding the first ``keep[g]`` logical positions of each parent row,
-        gathered from the segments those positions lie in (columns past ``keep[g]`` are zeros, masked)."""
+        """Cache whose layers hold the first ``keep[g]`` logical positions of each parent row, left-aligned
+        (columns past ``keep[g]`` are zeros, masked) and gathered from the segments they lie in, with room
+        for the pass's ``n_new`` columns after them."""
         width = max(keep)
         if width == 0:
             return None
@@ -226,17 +257,18 @@ class CandidateScorer:
             (seg, *(torch.as_tensor(ix, dtype=torch.long, device=self.device) for ix in lists))
             for seg, *lists in where.values()
         ]
-        data = []
+        cache = DynamicCache()
         for layer in range(len(index[0][0].layers)):
             pair = []
             for kv in (0, 1):
                 like = index[0][0].layers[layer][kv]
-                out = like.new_zeros((len(parents), like.shape[1], width, like.shape[3]))
+                buffer = like.new_empty((len(parents), like.shape[1], width + n_new, like.shape[3]))
+                buffer[:, :, :width].zero_()
                 for seg, dst_row, dst_col, src_row, src_col in index:
-                    out[dst_row, :, dst_col] = seg.layers[layer][kv][src_row, :, src_col]
-                pair.append(out)
-            data.append(tuple(pair))
-        return DynamicCache(ddp_cache_data=data)
+                    buffer[dst_row, :, dst_col] = seg.layers[layer][kv][src_row, :, src_col]
+                pair.append(buffer)
+            cache.layers.append(_FilledLayer(*pair, width))
+        return cache
 
     def _mask(self, packed: Sequence[_Packed], width: int, n_new: int) -> torch.Tensor:
         """Boolean [rows, 1, n_new, width + n_new]: cached prefix, causal context, own branch only."""
@@ -280,9 +312,9 @@ class CandidateScorer:
         """
         packed = [_pack(state.tokens[p], targets) for p, targets in groups]
         keep = [pk.keep for pk in packed]
-        past = self._gather_past(state, [p for p, _ in groups], keep)
-        width = max(keep) if past is not None else 0
         n_new = max(len(pk.tokens) for pk in packed)
+        past = self._gather_past(state, [p for p, _ in groups], keep, n_new)
+        width = max(keep) if past is not None else 0
         input_ids = torch.zeros((len(packed), n_new), dtype=torch.long)
         positions = torch.zeros((len(packed), n_new), dtype=torch.long)
         for g, pk in enumerate(packed):
@@ -300,11 +332,10 @@ class CandidateScorer:
                 use_cache=True,
             )
         hidden = out.last_hidden_state
-        # Keep this pass's new keys/values only (copied out, so the gathered past and the pass's full
-        # cache are freed now).
+        # Keep this pass's new keys/values only (copied out of the buffers, so the gathered past goes now).
         segment = Segment(
             [
-                (layer.keys[:, :, width:].clone(), layer.values[:, :, width:].clone())
+                (_new_columns(layer.keys, width), _new_columns(layer.values, width))
                 for layer in out.cache.layers
             ]
         )
