@@ -56,7 +56,9 @@ def _setup(threads: int):
     torch.set_num_threads(threads)
 
 
-def plain_forward(lm_name: str, dtype: str, threads: int, batch: int = 16, length: int = 128) -> dict:
+def plain_forward(
+    lm_name: str, dtype: str, threads: int, batch: int = 16, length: int = 128, repeats: int = 3
+) -> dict:
     _setup(threads)
     import torch
 
@@ -64,13 +66,15 @@ def plain_forward(lm_name: str, dtype: str, threads: int, batch: int = 16, lengt
 
     lm = load_lm(lm_name, dtype, "cpu")
     ids = torch.randint(0, min(10_000, lm.model.config.vocab_size), (batch, length))
+    seconds = []
     with torch.inference_mode():
         lm.model.base_model(input_ids=ids)  # warm-up
-        start = time.perf_counter()
-        for _ in range(2):
+        for _ in range(repeats):
+            start = time.perf_counter()
             lm.model.base_model(input_ids=ids)
-        seconds = time.perf_counter() - start
-    return {"method": "plain batched forward", "tokens_per_s": 2 * batch * length / seconds}
+            seconds.append(time.perf_counter() - start)
+    # The fastest repeat: the ceiling is what the model can do, not what a noisy moment let it do.
+    return {"method": "plain batched forward", "tokens_per_s": batch * length / min(seconds)}
 
 
 def engine(lm_name: str, dtype: str, threads: int, units: int, seed: int, paper_config: str | None) -> dict:
