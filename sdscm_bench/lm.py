@@ -64,7 +64,8 @@ class LanguageModel:
 def head_dtype(dtype: str, device: str) -> str:
     """The dtype candidate log-likelihoods come out of the vocabulary head in: float32 on CPU whatever the
     weights' dtype, else the weights' own. CPUs without native bfloat16 matrix units run a bfloat16 matmul
-    at a fraction of float32's speed (SmolLM2's head on this project's machines: 24 against 91 GFLOP/s),
+    at a fraction of float32's speed (SmolLM2's head on this project's machines: 2-3x slower,
+    see ``benchmarks/engine_memory.py head``),
     and float32 logits are the more exact ones; it is fixed per device type, never per CPU model, so a
     dataset does not depend on which CPU made it."""
     return "float32" if torch.device(device).type == "cpu" else dtype

@@ -34,9 +34,9 @@ from sdscm_bench.lm import DTYPES, LanguageModel, head_dtype
 SCORING_MODES = ("sum", "mean")
 #: Most bytes of float32 logits held at once (the vocabulary head runs in chunks of rows below it).
 HEAD_CHUNK_BYTES = 512 * 2**20
-#: The same bound on CPU, where memory is the scarcer resource: smaller chunks cost no time there
-#: (SmolLM2's head over 2,730 rows in bfloat16, one thread: 8.0-8.8 s in one chunk, 7.9-8.3 s in chunks
-#: of 341 rows) and a chunk of 512 MiB of logits peaks at three copies (logits, float32, log-softmax).
+#: The same bound on CPU, where memory is the scarcer resource: a 512 MiB chunk peaks at three copies
+#: (logits, float32, log-softmax), and smaller chunks cost no time there (benchmarks/README.md, "Fifth
+#: session"; `python benchmarks/engine_memory.py head`).
 CPU_HEAD_CHUNK_BYTES = 64 * 2**20
 
 

@@ -203,7 +203,7 @@ def test_each_pass_keeps_only_its_new_keys_and_values(ref_lm: LanguageModel) -> 
 
 def test_on_cpu_a_bfloat16_model_scores_through_a_float32_head(ref_lm: LanguageModel) -> None:
     """``lm.head_dtype``: on CPU the vocabulary head runs in float32 whatever the weights' dtype (bfloat16
-    matmuls without native support ran at a quarter of float32's speed); the scores are the bfloat16 body's
+    matmuls without native support ran 2-3x slower than float32 ones); the scores are the bfloat16 body's
     hidden states through the float32 head, and the provenance says so."""
     model = copy.deepcopy(ref_lm.model).to(torch.bfloat16)
     lm = LanguageModel(model, ref_lm.tokenizer, "reference-bf16", "reference-bf16-1234", "bfloat16", "cpu")
