@@ -257,13 +257,21 @@ class CandidateScorer:
             (seg, *(torch.as_tensor(ix, dtype=torch.long, device=self.device) for ix in lists))
             for seg, *lists in where.values()
         ]
+        # Columns no position is gathered into (rows whose past is shorter than the widest) are masked, but
+        # must hold finite numbers: masked scores still pass through the softmax. Only the rows that have
+        # such columns are zeroed, before the gather writes their past (the whole past was: a third of the
+        # gather's memory traffic, for rows that are mostly all equally long).
+        short = [g for g, k in enumerate(keep) if k < width]
+        short_rows = torch.as_tensor(short, dtype=torch.long, device=self.device)
+        short_from = min((keep[g] for g in short), default=width)
         cache = DynamicCache()
         for layer in range(len(index[0][0].layers)):
             pair = []
             for kv in (0, 1):
                 like = index[0][0].layers[layer][kv]
                 buffer = like.new_empty((len(parents), like.shape[1], width + n_new, like.shape[3]))
-                buffer[:, :, :width].zero_()
+                if short:
+                    buffer[short_rows, :, short_from:width] = 0
                 for seg, dst_row, dst_col, src_row, src_col in index:
                     buffer[dst_row, :, dst_col] = seg.layers[layer][kv][src_row, :, src_col]
                 pair.append(buffer)

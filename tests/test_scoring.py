@@ -221,3 +221,34 @@ def test_on_cpu_a_bfloat16_model_scores_through_a_float32_head(ref_lm: LanguageM
             assert score == pytest.approx(
                 want, abs=0.05
             )  # bfloat16 body: batched and single runs differ a little
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_rows_with_a_shorter_past_never_read_uninitialised_buffer_columns(
+    attention: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gathered past is written into fresh (uninitialised) buffers, and only the columns past a shorter
+    row's own past are zeroed. Masked columns still pass through the softmax, so a NaN left there would reach
+    the scores; here every fresh buffer starts as NaN, and rows with pasts of different lengths must still
+    give the plain reference's scores."""
+    model, tokenizer = build_reference_lm()
+    model.set_attn_implementation(attention)
+    lm = LanguageModel(model, tokenizer, "reference-tiny", "reference-tiny-1234", "float32", "cpu")
+    scorer = CandidateScorer(lm)
+    contexts = ["Sam", "The patient is a woman with a tumor of"]
+    state, _ = scorer.extend(
+        KVState.empty(2), [(g, [scorer.tokenize(c, " and")]) for g, c in enumerate(contexts)]
+    )
+    real_new_empty = torch.Tensor.new_empty
+
+    def nan_new_empty(self: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return real_new_empty(self, *args, **kwargs).fill_(float("nan"))
+
+    monkeypatch.setattr(torch.Tensor, "new_empty", nan_new_empty)
+    follow = [(c + " and", [" late", " grade 2 or grade 3"]) for c in contexts]
+    groups = [(g, [scorer.tokenize(ctx, x) for x in cands]) for g, (ctx, cands) in enumerate(follow)]
+    assert len({len(state.tokens[g]) for g in range(2)}) == 2  # the two rows' pasts differ in length
+    _, scores = scorer.extend(state, groups)
+    for (ctx, cands), got in zip(follow, scores, strict=True):
+        want = [plain_score(model, tokenizer, ctx, c) for c in cands]
+        np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)
