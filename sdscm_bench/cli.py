@@ -223,6 +223,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if not intro.is_file():
         raise SdscmError(f"{intro}: intro file not found; write the front page's findings there (markdown)")
     doc = read_results(results)
+    if args.exclude_estimator:
+        doc = _without_estimators(doc, args.exclude_estimator, results)
     out = Path(args.out) if args.out else results.with_name("README.md")
     from sdscm_bench.provenance import git_state
 
@@ -243,6 +245,27 @@ def _cmd_publish(args: argparse.Namespace) -> int:
                                runs=doc.get("runs", []))  # fmt: skip
         print(f"wrote {html_path} ({html_path.stat().st_size:,} bytes)")
     return 0
+
+
+def _without_estimators(doc: dict, patterns: list[str], source: object) -> dict:
+    """The results without the records of estimators matching any of the shell-style patterns: a page can
+    leave out rows whose runs are still in progress, which would otherwise shrink every table's common set
+    to the datasets they have reached."""
+    from fnmatch import fnmatchcase
+
+    from sdscm_bench.errors import SdscmError
+
+    names = {str(r["estimator"]) for r in doc["records"]}
+    for pattern in patterns:
+        if not any(fnmatchcase(n, pattern) for n in names):
+            raise SdscmError(
+                f"{source}: --exclude-estimator {pattern!r} matches no estimator in the file "
+                f"(it has {', '.join(sorted(names))})"
+            )
+    kept = [r for r in doc["records"] if not any(fnmatchcase(str(r["estimator"]), p) for p in patterns)]
+    left_out = sorted(n for n in names if any(fnmatchcase(n, p) for p in patterns))
+    print(f"left out {len(doc['records']) - len(kept)} records of {', '.join(left_out)}")
+    return {**doc, "records": kept}
 
 
 N_RECORDS_NOTE = (
@@ -447,6 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pub.add_argument("--intro", required=True, help="markdown placed first: findings, commands, runtimes")
     pub.add_argument("--out", help="default: README.md next to the results file")
+    pub.add_argument(
+        "--exclude-estimator",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out the records of estimators matching this shell-style pattern (e.g. 'paper_*' while their "
+        "runs are in progress); repeatable",
+    )
     pub.add_argument(
         "--no-plots",
         action="store_true",

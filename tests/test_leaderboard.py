@@ -291,6 +291,28 @@ def test_publish_front_page(tmp_path, capsys):
     assert "missing.md: intro file not found" in capsys.readouterr().err
 
 
+def test_publish_can_leave_out_estimators_still_running(tmp_path, capsys):
+    """A partial run of some estimators would shrink every main table's common set to the datasets they have
+    reached; --exclude-estimator renders the page without them, and a pattern that matches nothing is an error
+    naming the file and the estimators it has."""
+    from sdscm_bench.cli import main
+
+    recs = sample_records() + [record("paper_x", "d1", ate=0.0, sate=0.0)]  # one dataset of three so far
+    merge_results(tmp_path / "results.json", recs, {**HEADER, "command": "pytest"})
+    (tmp_path / "intro.md").write_text("# Front page\n")
+    args = ["publish", str(tmp_path / "results.json"), "--intro", str(tmp_path / "intro.md"), "--no-html"]
+    assert main([*args, "--no-plots"]) == 0
+    assert "paper_x" in (tmp_path / "README.md").read_text()
+    assert main([*args, "--no-plots", "--exclude-estimator", "paper_*"]) == 0
+    page = (tmp_path / "README.md").read_text()
+    assert "paper_x" not in page
+    assert "n = 3 datasets, the same for all 3 estimators" in page  # the common set is back to 3
+    assert "left out 1 records of paper_x" in capsys.readouterr().out
+    assert main([*args, "--exclude-estimator", "nothing_*"]) == 2
+    err = capsys.readouterr().err
+    assert "results.json: --exclude-estimator 'nothing_*' matches no estimator" in err and "paper_x" in err
+
+
 def test_dirty_notice_counts_dirty_runs_records_and_missing_provenance():
     from sdscm_bench.leaderboard import dirty_notice
 
