@@ -262,9 +262,9 @@ def _without_estimators(doc: dict, patterns: list[str], source: object) -> dict:
                 f"{source}: --exclude-estimator {pattern!r} matches no estimator in the file "
                 f"(it has {', '.join(sorted(names))})"
             )
-    kept = [r for r in doc["records"] if not any(fnmatchcase(str(r["estimator"]), p) for p in patterns)]
-    left_out = sorted(n for n in names if any(fnmatchcase(n, p) for p in patterns))
-    print(f"left out {len(doc['records']) - len(kept)} records of {', '.join(left_out)}")
+    left_out = {n for n in names if any(fnmatchcase(n, p) for p in patterns)}
+    kept = [r for r in doc["records"] if str(r["estimator"]) not in left_out]
+    print(f"left out {len(doc['records']) - len(kept)} records of {', '.join(sorted(left_out))}")
     return {**doc, "records": kept}
 
 
