@@ -25,6 +25,7 @@ from scipy import stats
 from sdscm_bench.metrics import r2_score
 from sdscm_bench.ranking import (
     CONFIDENCE,
+    MAX_FAILURE_SHARE,
     N_RESAMPLES,
     SEED,
     TABLE_KEY,
@@ -64,8 +65,11 @@ class Agreement:
 def _source_errors(
     records: Iterable[Mapping[str, Any]],
 ) -> dict[tuple[str, str], tuple[list[str], np.ndarray]]:
-    """(setting, source) -> (estimators, ATE error matrix estimators × datasets) of each main table,
-    on the datasets where every estimator of that table succeeded."""
+    """(setting, source) -> (estimators, ATE error matrix estimators × datasets) of each main table's
+    ranking: its ranked estimators (those that failed on at most 5% of its common datasets, the rule of
+    :mod:`sdscm_bench.ranking`) on the datasets where every one of them succeeded. A source whose table
+    ranks nobody has no ranking to compare (an unranked estimator's failures would otherwise shrink the
+    source to the few datasets where everything succeeded)."""
     out: dict[tuple[str, str], tuple[list[str], np.ndarray]] = {}
     for (family, variant, lm, setting), recs in group_records(
         main_common_records(records), *TABLE_KEY
@@ -73,7 +77,13 @@ def _source_errors(
         by_dataset: dict[str, dict[str, Mapping[str, Any]]] = {}
         for r in recs:
             by_dataset.setdefault(str(r["dataset_fingerprint"]), {})[str(r["estimator"])] = r
-        estimators = sorted({str(r["estimator"]) for r in recs})
+        everyone = sorted({str(r["estimator"]) for r in recs})
+        limit = MAX_FAILURE_SHARE * len(by_dataset)
+        estimators = [
+            e for e in everyone if sum(bool(row[e].get("failed")) for row in by_dataset.values()) <= limit
+        ]
+        if not estimators:
+            continue
         ok = [d for d, row in sorted(by_dataset.items()) if all(not row[e].get("failed") for e in estimators)]
         if not ok:
             continue

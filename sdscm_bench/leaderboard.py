@@ -124,6 +124,14 @@ def _share(x: float | None) -> str:
 def table_intro(table: RankingTable) -> str:
     """The sentence under a table's heading: n, the common set, the tiers, what was left out."""
     k = len(table.rows) + len(table.unranked)
+    if not table.rows:
+        return (
+            f"n = {table.n_common} datasets, the same for all {k} estimators (each has a result or a recorded "
+            "failure on every one). No ranking: every estimator failed on more than 5% of these datasets ("
+            + ", ".join(f"`{e}` {n}" for e, n in sorted(table.unranked.items()))
+            + " failures), so a table of the rest would compare estimators on the datasets that happened to "
+            "suit them."
+        )
     text = f"n = {table.n_common} datasets, the same for all {k} estimators below (each has a result on every one)"
     if not table.main:
         text += "; a further table: only these estimators have results on this larger set"
@@ -173,10 +181,13 @@ def render_table(table: RankingTable, diagnostics: list[str] | None = None) -> l
         "",
         table_intro(table),
         "",
-        tabulate(rows, headers=names, tablefmt="pipe", disable_numparse=True,
-                 colalign=("right", "left", "left", *("right",) * (len(names) - 3))),
-        "",
-    ]  # fmt: skip
+    ]
+    if rows:
+        lines += [
+            tabulate(rows, headers=names, tablefmt="pipe", disable_numparse=True,
+                     colalign=("right", "left", "left", *("right",) * (len(names) - 3))),
+            "",
+        ]  # fmt: skip
     calibrated = [r for r in table.rows if r.ate_coverage is not None or r.unit_coverage is not None]
     if calibrated:
         cal_rows = [

@@ -74,6 +74,21 @@ def test_agreement_uses_only_datasets_where_every_estimator_succeeded():
     assert (a.n_a, a.n_b) == (20, 20)
 
 
+def test_agreement_compares_only_the_estimators_each_source_ranks():
+    """An estimator that failed on more than 5% of a source's datasets is not in its ranking: it leaves
+    that source's comparison instead of shrinking it to the datasets where it happened to succeed."""
+    recs = [r for r in _two_sources(20, 1.0) if not (r["estimator"] == "P" and r["lm"] == "a")]
+    recs += [rec("P", f"a{d}", ate=0.0, lm="a", failed=d >= 2) for d in range(20)]
+    (a,) = ranking_agreement(recs)
+    assert (a.estimators, a.n_a, a.n_b) == (4, 20, 20)
+
+
+def test_a_source_that_ranks_no_estimator_is_left_out_of_agreement():
+    recs = [r for r in _two_sources(20, 1.0) if r["lm"] == "a"]
+    recs += [rec(e, f"b{d}", ate=0.0, lm="b", failed=d % 2 == 0) for e in "PQRST" for d in range(20)]
+    assert ranking_agreement(recs) == []
+
+
 def test_configuration_pairs_verdicts_and_values():
     rng = np.random.default_rng(0)
     sate = rng.normal(0.0, 1.0, 60)

@@ -432,6 +432,17 @@ def test_table_intro_states_n_tiers_and_what_was_left_out():
     )
 
 
+def test_a_table_that_ranks_nobody_says_so_and_prints_no_empty_table():
+    table = hand_table([], n_scored=0, unranked={"A": 2, "B": 4})
+    lines = render_table(table)
+    text = "\n".join(lines)
+    assert (
+        "No ranking: every estimator failed on more than 5% of these datasets (`A` 2, `B` 4 failures)" in text
+    )
+    assert "below" not in text and "tier" not in text
+    assert cells_of(lines) == []  # no header row without rows
+
+
 def test_render_table_cells_and_alignment():
     rows = [
         ranked_row("A", pehe_sd_ite_median=0.3, pehe_sd_ite_median_ci=(0.2, 0.4), pehe_sd_ite_below_1=0.8,
