@@ -1,0 +1,169 @@
+"""Why a ``paper_*`` configuration and ours differ: swap one ingredient at a time, on the same datasets.
+
+    python benchmarks/config_ablation.py rf_slearner --lm paper-gpt2 --setting "all covariates" \\
+        --datasets 100
+
+The leaderboard compares each ``paper_<name>`` adapter (the SD-SCM paper's estimation settings:
+library defaults, ordinal covariates) with ``<name>`` (this project's configuration, one-hot
+covariates). They differ in more than one way. Here each variant changes one of them: the covariate
+encoding of either adapter, or one hyperparameter of ours; every variant is fitted on the same
+released datasets with the same per-dataset seed as the benchmark, and is compared with the paper's
+configuration by the paired bootstrap of the leaderboard (ATE RMSE against the SATE, 95% CI of the
+difference; a tie when it includes 0). n is printed with every row.
+
+The released datasets are read from ``--paper-data`` (default: ``$SDSCM_PAPER_DATA`` or
+``../shared/sdscm-paper-data``), never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: A variant: (label, adapter name, covariate encoding or None for the adapter's own, params of ours).
+Variant = tuple[str, str, str | None, dict[str, Any]]
+
+
+def _ours_with(name: str, key: str, **changes: Any) -> dict[str, Any]:
+    """Our adapter's default ``key`` hyperparameter with ``changes`` applied."""
+    from sdscm_bench.estimators.registry import get_adapter
+
+    return {key: {**get_adapter(name).params[key], **changes}}
+
+
+def variants(pair: str) -> list[Variant]:
+    """The paper's configuration first, then one change at a time, then ours."""
+    paper = f"paper_{pair}"
+    out: list[Variant] = [
+        ("paper's configuration (ordinal)", paper, None, {}),
+        ("paper's, one-hot covariates", paper, "onehot", {}),
+        ("ours, ordinal covariates", pair, "ordinal", {}),
+    ]
+    if pair == "rf_slearner":
+        out.append(("ours, min_samples_leaf=1", pair, None, _ours_with(pair, "model", min_samples_leaf=1)))
+        out.append(
+            (
+                "ours, ordinal, min_samples_leaf=1",
+                pair,
+                "ordinal",
+                _ours_with(pair, "model", min_samples_leaf=1),
+            )
+        )
+    out.append(("ours (one-hot)", pair, None, {}))
+    return out
+
+
+PAIRS = ("rf_slearner", "linear_dml", "causal_forest_dml", "linear_drlearner", "forest_drlearner")
+
+
+def build(name: str, encoding: str | None, params: dict[str, Any]) -> Any:
+    """The adapter, with its covariate encoding replaced on this instance only when asked."""
+    from sdscm_bench.estimators.registry import get_adapter
+
+    adapter = get_adapter(name, **params)
+    if encoding is not None:
+        adapter.covariate_encoding = encoding
+    return adapter
+
+
+def fit_all(
+    datasets: list[Any], setting: str, chosen: list[Variant], progress: Callable[[str], None]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ATE error, SATE, fit seconds), each variants × datasets; NaN error where a fit failed."""
+    from sdscm_bench.runner import dataset_fingerprint, dataset_seed
+
+    errors = np.full((len(chosen), len(datasets)), np.nan)
+    sate = np.asarray([ds.sate for ds in datasets])
+    seconds = np.full_like(errors, np.nan)
+    for j, ds in enumerate(datasets):
+        seed = dataset_seed(dataset_fingerprint(ds))
+        for i, (_, name, encoding, params) in enumerate(chosen):
+            adapter = build(name, encoding, params)
+            X = ds.covariates(setting, encoding=adapter.covariate_encoding)
+            start = time.perf_counter()
+            try:
+                est = adapter.run(X, ds.t, ds.y, seed)
+            except Exception as exc:  # a failed fit is a missing value, reported in the table
+                progress(f"{ds.name}: {name} failed: {type(exc).__name__}: {exc}")
+                continue
+            seconds[i, j] = time.perf_counter() - start
+            errors[i, j] = est.ate - sate[j]
+        progress(f"{j + 1}/{len(datasets)} datasets")
+    return errors, sate, seconds
+
+
+def summarise(
+    chosen: list[Variant], errors: np.ndarray, sate: np.ndarray, seconds: np.ndarray
+) -> list[list[str]]:
+    """One row per variant on the datasets where every variant succeeded (paired against the first)."""
+    from sdscm_bench.leaderboard import fmt_ci, fmt_number
+    from sdscm_bench.metrics import r2_score
+    from sdscm_bench.ranking import _interval, _rmse, paired_bootstrap
+
+    ok = np.all(np.isfinite(errors), axis=0)
+    cols = [errors[i, ok] for i in range(len(chosen))]
+    rmse, dist = paired_bootstrap(cols, _rmse)
+    rows = []
+    for i, (label, name, _encoding, _params) in enumerate(chosen):
+        diff = (
+            "reference"
+            if i == 0
+            else "[{}, {}]".format(*(fmt_number(x) for x in _interval(dist[i] - dist[0])))
+        )
+        lo, hi = _interval(dist[i] - dist[0]) if i else (0.0, 0.0)
+        verdict = "–" if i == 0 else ("tie" if lo <= 0.0 <= hi else ("worse" if lo > 0 else "better"))
+        rows.append(
+            [
+                label,
+                f"`{name}`",
+                int(ok.sum()),
+                fmt_ci(float(rmse[i]), _interval(dist[i])),
+                diff,
+                verdict,
+                fmt_number(r2_score(sate[ok], sate[ok] + cols[i])),
+                fmt_number(float(np.nanmedian(seconds[i]))),
+                int(np.sum(~np.isfinite(errors[i]))),
+            ]
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("pair", choices=PAIRS, help="our adapter's name; its partner is paper_<name>")
+    parser.add_argument("--lm", default="paper-gpt2", choices=["paper-gpt2", "paper-llama-3-8b"])
+    parser.add_argument("--setting", default="all covariates")
+    parser.add_argument("--datasets", type=int, default=100, help="the first N released datasets (by id)")
+    parser.add_argument("--paper-data", type=Path, default=None)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+
+    from tabulate import tabulate
+
+    from sdscm_bench.paper_data import default_paper_data_dir, iter_paper_datasets, paper_dataset_ids
+
+    root = args.paper_data or default_paper_data_dir()
+    if root is None or not Path(root).is_dir():
+        raise SystemExit("no released data: pass --paper-data DIR or set SDSCM_PAPER_DATA")
+    lm = args.lm.removeprefix("paper-")  # the released file's name
+    ids = paper_dataset_ids(Path(root), lm)[: args.datasets]
+    datasets = list(iter_paper_datasets(Path(root), lm, ids))
+    chosen = variants(args.pair)
+    say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
+    errors, sate, seconds = fit_all(datasets, args.setting, chosen, say)
+    rows = summarise(chosen, errors, sate, seconds)
+    print(f"\n{args.pair}: {args.lm}, setting {args.setting!r}, datasets {ids[0]}..{ids[-1]} ({len(ids)})\n")
+    headers = ["variant", "adapter", "n", "ATE RMSE [95% CI]", "Δ vs paper's [95% CI]", "verdict", "ATE R²",
+               "median fit s", "failures"]  # fmt: skip
+    print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+
+
+if __name__ == "__main__":
+    main()

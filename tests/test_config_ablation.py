@@ -1,0 +1,77 @@
+"""`benchmarks/config_ablation.py`: one ingredient changed at a time, compared paired with the paper's
+configuration; end to end on two released datasets where they are present."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdscm_bench.paper_data import ENV_VAR, default_paper_data_dir
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import config_ablation  # noqa: E402
+
+
+@pytest.mark.parametrize("pair", config_ablation.PAIRS)
+def test_variants_start_at_the_papers_configuration_and_end_at_ours(pair):
+    chosen = config_ablation.variants(pair)
+    assert chosen[0][1:] == (f"paper_{pair}", None, {})
+    assert chosen[-1][1:] == (pair, None, {})
+    swapped = {(name, enc) for _, name, enc, params in chosen if enc and not params}
+    assert swapped == {(f"paper_{pair}", "onehot"), (pair, "ordinal")}
+    for _, name, encoding, params in chosen:
+        adapter = config_ablation.build(name, encoding, params)
+        assert adapter.covariate_encoding == (encoding or type(adapter).covariate_encoding)
+
+
+def test_a_swapped_encoding_changes_that_instance_only():
+    from sdscm_bench.estimators.registry import get_adapter
+
+    assert config_ablation.build("rf_slearner", "ordinal", {}).covariate_encoding == "ordinal"
+    assert get_adapter("rf_slearner").covariate_encoding == "onehot"
+
+
+def test_rf_variant_changes_one_hyperparameter_of_ours():
+    from sdscm_bench.estimators.registry import get_adapter
+
+    (params,) = [
+        p
+        for label, name, _, p in config_ablation.variants("rf_slearner")
+        if label == "ours, min_samples_leaf=1"
+    ]
+    ours = get_adapter("rf_slearner").params["model"]
+    changed = {k for k in ours if params["model"][k] != ours[k]}
+    assert changed == {"min_samples_leaf"} and params["model"]["min_samples_leaf"] == 1
+
+
+def test_summary_is_paired_on_datasets_where_every_variant_succeeded():
+    rng = np.random.default_rng(0)
+    chosen = [("ref", "a", None, {}), ("same", "b", None, {}), ("worse", "c", None, {})]
+    base = rng.normal(0.0, 0.01, 60)
+    errors = np.stack([base, base + rng.normal(0, 1e-5, 60), 3.0 * base])
+    errors[2, 5] = np.nan  # one failed fit: that dataset leaves every row
+    sate = rng.normal(0.05, 0.02, 60)
+    rows = config_ablation.summarise(chosen, errors, sate, np.ones_like(errors))
+    assert [r[2] for r in rows] == [59, 59, 59]
+    assert [r[5] for r in rows] == ["–", "tie", "worse"]
+    assert rows[0][4] == "reference" and [r[-1] for r in rows] == [0, 0, 1]
+
+
+def test_runs_end_to_end_on_two_released_datasets():
+    root = default_paper_data_dir()
+    if root is None or not (root / "gpt2.parquet").is_file():
+        pytest.skip(f"released paper data not found; set {ENV_VAR} to the folder holding gpt2.parquet")
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "config_ablation.py"), "rf_slearner", "--datasets", "2", "--quiet"],
+        capture_output=True, text=True, check=True, timeout=600,
+    ).stdout  # fmt: skip
+    rows = [line for line in out.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == len(config_ablation.variants("rf_slearner"))
+    assert all(row.split("|")[3].strip() == "2" for row in rows)
+    assert "datasets 0..1 (2)" in out
