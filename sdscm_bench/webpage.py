@@ -352,8 +352,11 @@ def _table_section(table: RankingTable, anchor: str) -> str:
         f'<section class="rt" id="{anchor}" {attrs}>',
         f"<h3>{html.escape(_table_label(table))}</h3>",
         f"<p>{_code(table_intro(table))}</p>",
-        _html_table(RANKING_COLUMNS, [ranking_cells(r) for r in table.rows], row_attrs, link_col=1),
     ]
+    if table.rows:  # a table that ranks nobody says so in its intro, with no empty table
+        parts.append(
+            _html_table(RANKING_COLUMNS, [ranking_cells(r) for r in table.rows], row_attrs, link_col=1)
+        )
     for e in sorted(table.unranked):
         parts.append(
             f'<p class="unranked">Not ranked: <a class="est-link" href="#est-{slug(e)}">{html.escape(e)}</a></p>'

@@ -350,3 +350,18 @@ def test_names_cannot_end_the_embedded_script(records: list[dict[str, Any]]) -> 
     p = PageParser()
     p.feed(page)
     assert odd in embedded(p)["records"]["datasets"]
+
+
+def test_a_table_that_ranks_nobody_shows_its_intro_and_no_empty_table(records: list[dict[str, Any]]) -> None:
+    """Every estimator failed on more than 5% of the variant's datasets: no ranking, so no table."""
+    variant = [dict(r) for r in records if r.get("variant") == "short"]
+    datasets = sorted({r["dataset_fingerprint"] for r in variant})
+    for r in variant:
+        if datasets.index(r["dataset_fingerprint"]) % 4 == 0:
+            r.update(failed=True, ate=None)
+    tables = ranking_tables(variant)
+    assert tables[0].main and not tables[0].rows and tables[0].unranked
+    page = render_html(variant, tables=tables, runs=[{"date": "2026-11-28", "git_commit": "abc"}])
+    section = page.split('<section class="rt" id="table-1"', 1)[1].split("</section>", 1)[0]
+    assert "No ranking: every estimator failed on more than 5%" in section
+    assert "<table" not in section and section.count('class="unranked"') == len(tables[0].unranked)
