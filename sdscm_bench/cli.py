@@ -223,6 +223,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if not intro.is_file():
         raise SdscmError(f"{intro}: intro file not found; write the front page's findings there (markdown)")
     doc = read_results(results)
+    all_records = doc["records"]  # the comparison of configurations is paired per dataset: it keeps them all
     if args.exclude_estimator:
         doc = _without_estimators(doc, args.exclude_estimator, results)
     out = Path(args.out) if args.out else results.with_name("README.md")
@@ -235,7 +236,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     existing = sorted(p for m in BOX_METRICS for p in out.parent.glob(f"*_{m}.png"))
     plots = box_plots(doc["records"], out.parent) if not args.no_plots else existing
     out.write_text(
-        render_front_page(doc, intro.read_text(encoding="utf-8"), plots, publisher), encoding="utf-8"
+        render_front_page(doc, intro.read_text(encoding="utf-8"), plots, publisher, pair_records=all_records),
+        encoding="utf-8",
     )
     print(f"wrote {out} ({len(doc['records'])} records, {len(plots)} box plots)")
     if not args.no_html:  # the same tables as one static page, beside the markdown like the box plots
@@ -264,7 +266,10 @@ def _without_estimators(doc: dict, patterns: list[str], source: object) -> dict:
             )
     left_out = {n for n in names if any(fnmatchcase(n, p) for p in patterns)}
     kept = [r for r in doc["records"] if str(r["estimator"]) not in left_out]
-    print(f"left out {len(doc['records']) - len(kept)} records of {', '.join(sorted(left_out))}")
+    print(
+        f"left out {len(doc['records']) - len(kept)} records of {', '.join(sorted(left_out))} "
+        "(kept in the comparison of configurations, which states its n per pair)"
+    )
     return {**doc, "records": kept}
 
 
@@ -475,8 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATTERN",
-        help="leave out the records of estimators matching this shell-style pattern (e.g. 'paper_*' while their "
-        "runs are in progress); repeatable",
+        help="leave the estimators matching this shell-style pattern (e.g. 'paper_*' while their runs are in "
+        "progress) out of the ranking tables, rank agreement, box plots and web page; the comparison of the "
+        "paper's configurations with ours, paired per dataset with n per pair, keeps them; repeatable",
     )
     pub.add_argument(
         "--no-plots",

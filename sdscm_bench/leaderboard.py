@@ -495,12 +495,18 @@ def dirty_notice(records: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[st
 
 
 def render_front_page(
-    doc: Mapping[str, Any], intro: str, plots: Sequence[Path], publisher: Mapping[str, Any] | None = None
+    doc: Mapping[str, Any],
+    intro: str,
+    plots: Sequence[Path],
+    publisher: Mapping[str, Any] | None = None,
+    pair_records: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """The published front page: hand-written intro and findings, run log, box plots, then every table.
 
     ``publisher`` is the :func:`~sdscm_bench.provenance.collect_header` of the publishing checkout, so a
-    page rendered from uncommitted code says so.
+    page rendered from uncommitted code says so. ``pair_records`` (default: the page's records) feed the
+    comparison of configurations, which pairs each two adapters on the datasets both reached and states
+    that n per pair: it can show a run still in progress that the ranking tables leave out.
     """
     records = list(doc["records"])
     runs = list(doc.get("runs", []))
@@ -515,7 +521,7 @@ def render_front_page(
     lines += [tabulate(run_rows, headers=run_headers, tablefmt="pipe"), ""]
     tables = ranking_tables(records)
     lines += render_agreement(records)
-    lines += render_configuration_pairs(records)
+    lines += render_configuration_pairs(records if pair_records is None else pair_records)
     if plots:
         lines += ["## Box plots", ""]
         lines += [f"![{p.stem}]({p.name})" for p in plots]

@@ -298,6 +298,7 @@ def test_publish_can_leave_out_estimators_still_running(tmp_path, capsys):
     from sdscm_bench.cli import main
 
     recs = sample_records() + [record("paper_x", "d1", ate=0.0, sate=0.0)]  # one dataset of three so far
+    recs += [record("paper_good", d, ate=0.0, sate=0.0) for d in ("d1", "d2")]  # pairs with "good"
     merge_results(tmp_path / "results.json", recs, {**HEADER, "command": "pytest"})
     (tmp_path / "intro.md").write_text("# Front page\n")
     args = ["publish", str(tmp_path / "results.json"), "--intro", str(tmp_path / "intro.md"), "--no-html"]
@@ -305,9 +306,13 @@ def test_publish_can_leave_out_estimators_still_running(tmp_path, capsys):
     assert "paper_x" in (tmp_path / "README.md").read_text()
     assert main([*args, "--no-plots", "--exclude-estimator", "paper_*"]) == 0
     page = (tmp_path / "README.md").read_text()
-    assert "paper_x" not in page
+    tables, pairs = page.split("## Tables", 1)[1], page.split("## The paper's estimation settings", 1)[1]
+    assert "paper_" not in tables
     assert "n = 3 datasets, the same for all 3 estimators" in page  # the common set is back to 3
-    assert "left out 1 records of paper_x" in capsys.readouterr().out
+    # the paired comparison keeps the run in progress, with its own n
+    (row,) = [line for line in pairs.split("## ", 1)[0].splitlines() if line.startswith("| `paper_good`")]
+    assert [c.strip() for c in row.split("|")[1:5]] == ["`paper_good` vs `good`", "fam · lm1", "s1", "2"]
+    assert "left out 3 records of paper_good, paper_x (kept in the comparison" in capsys.readouterr().out
     assert main([*args, "--exclude-estimator", "nothing_*"]) == 2
     err = capsys.readouterr().err
     assert "results.json: --exclude-estimator 'nothing_*' matches no estimator" in err and "paper_x" in err
