@@ -54,6 +54,25 @@ def variants(pair: str) -> list[Variant]:
                 _ours_with(pair, "model", min_samples_leaf=1),
             )
         )
+    else:
+        # The first stage the paper's 'auto' selection can pick for the outcome, in place of our boosting:
+        # scikit-learn's default forest (fully grown trees), on our one-hot covariates.
+        key = "model_regression" if "drlearner" in pair else "model_y"
+        out.append(
+            (
+                "ours, outcome model = default random forest",
+                pair,
+                None,
+                {
+                    key: {
+                        "kind": "random_forest",
+                        "n_estimators": 100,
+                        "min_samples_leaf": 1,
+                        "max_features": 1.0,
+                    }
+                },
+            )
+        )
     out.append(("ours (one-hot)", pair, None, {}))
     return out
 

@@ -50,6 +50,22 @@ def test_rf_variant_changes_one_hyperparameter_of_ours():
     assert changed == {"min_samples_leaf"} and params["model"]["min_samples_leaf"] == 1
 
 
+@pytest.mark.parametrize("pair", [p for p in config_ablation.PAIRS if p != "rf_slearner"])
+def test_first_stage_variant_swaps_our_outcome_model_for_the_default_forest(pair):
+    from sklearn.ensemble import RandomForestRegressor
+
+    from sdscm_bench.estimators._common import make_regressor
+
+    (params,) = [p for label, _, _, p in config_ablation.variants(pair) if "default random forest" in label]
+    (key,) = params
+    assert key in config_ablation.build(pair, None, {}).params  # a hyperparameter ours really has
+    defaults = RandomForestRegressor().get_params()
+    built = make_regressor(params[key], 0).get_params()
+    assert {k: built[k] for k in ("n_estimators", "min_samples_leaf", "max_features")} == {
+        k: defaults[k] for k in ("n_estimators", "min_samples_leaf", "max_features")
+    }
+
+
 def test_summary_is_paired_on_datasets_where_every_variant_succeeded():
     rng = np.random.default_rng(0)
     chosen = [("ref", "a", None, {}), ("same", "b", None, {}), ("worse", "c", None, {})]
