@@ -152,6 +152,17 @@ def summarise(
     return rows
 
 
+def outcome_cells(ds: Any, setting: str) -> tuple[int, float]:
+    """(distinct (covariates, t) cells, largest sd of y within a cell): a largest sd of 0 means y is an
+    exact function of what the setting observes, so a learner's smoothing can only add bias."""
+    import pandas as pd
+
+    frame = pd.DataFrame(ds.covariates(setting, encoding="ordinal"))
+    frame["t"], frame["y"] = ds.t, ds.y
+    groups = frame.groupby(list(frame.columns[:-1]))["y"]
+    return int(groups.ngroups), float(groups.std(ddof=1).fillna(0.0).max())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -179,6 +190,12 @@ def main() -> None:
     errors, sate, seconds = fit_all(datasets, args.setting, chosen, say)
     rows = summarise(chosen, errors, sate, seconds)
     print(f"\n{args.pair}: {args.lm}, setting {args.setting!r}, datasets {ids[0]}..{ids[-1]} ({len(ids)})\n")
+    cells = [outcome_cells(ds, args.setting) for ds in datasets]
+    print(
+        f"(covariates, t) cells per dataset: {min(c for c, _ in cells)}-{max(c for c, _ in cells)} of "
+        f"{min(len(ds.t) for ds in datasets)}-{max(len(ds.t) for ds in datasets)} units; "
+        f"largest within-cell sd(y): {max(sd for _, sd in cells):.3g}\n"
+    )
     headers = ["variant", "adapter", "n", "ATE RMSE [95% CI]", "Δ vs paper's [95% CI]", "verdict", "ATE R²",
                "median fit s", "failures"]  # fmt: skip
     print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))

@@ -91,3 +91,17 @@ def test_runs_end_to_end_on_two_released_datasets():
     assert len(rows) == len(config_ablation.variants("rf_slearner"))
     assert all(row.split("|")[3].strip() == "2" for row in rows)
     assert "datasets 0..1 (2)" in out
+    # with all covariates the released outcome is an exact function of (covariates, t)
+    assert "largest within-cell sd(y): 0\n" in out
+
+
+def test_outcome_cells_finds_noise_within_a_cell():
+    class Toy:
+        t = np.array([0, 0, 1, 1])
+        y = np.array([1.0, 1.0, 2.0, 3.0])
+
+        def covariates(self, setting, encoding):
+            return np.zeros((4, 1))
+
+    cells, sd = config_ablation.outcome_cells(Toy(), "s")
+    assert cells == 2 and sd == pytest.approx(np.std([2.0, 3.0], ddof=1))
