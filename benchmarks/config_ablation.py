@@ -73,6 +73,17 @@ def variants(pair: str) -> list[Variant]:
                 },
             )
         )
+    if "drlearner" in pair:
+        # The propensity floor: econml's default 1e-6 (the paper's) against our clip at 0.01.
+        out.append(("paper's, min_propensity=0.01", paper, None, {"min_propensity": 0.01}))
+        out.append(
+            (
+                "ours, min_propensity=1e-6",
+                pair,
+                None,
+                _ours_with(pair, "model_propensity", clip=[1e-6, 1 - 1e-6]),
+            )
+        )
     out.append(("ours (one-hot)", pair, None, {}))
     return out
 
@@ -80,11 +91,31 @@ def variants(pair: str) -> list[Variant]:
 PAIRS = ("rf_slearner", "linear_dml", "causal_forest_dml", "linear_drlearner", "forest_drlearner")
 
 
+def _with_min_propensity(build: Callable[[int], Any], value: float) -> Callable[[int], Any]:
+    """``build`` whose econml learner floors its propensities at ``value`` (econml's default: 1e-6)."""
+
+    def built(seed: int) -> Any:
+        model = build(seed)
+        model.min_propensity = value
+        return model
+
+    return built
+
+
 def build(name: str, encoding: str | None, params: dict[str, Any]) -> Any:
-    """The adapter, with its covariate encoding replaced on this instance only when asked."""
+    """The adapter, with its covariate encoding replaced on this instance only when asked.
+
+    A ``paper_*`` adapter has no hyperparameters; ``{"min_propensity": x}`` sets that argument of the
+    econml learner it builds, on this instance only.
+    """
     from sdscm_bench.estimators.registry import get_adapter
 
-    adapter = get_adapter(name, **params)
+    if name.startswith("paper_"):
+        adapter = get_adapter(name)
+        if "min_propensity" in params:
+            adapter.build = _with_min_propensity(adapter.build, params["min_propensity"])
+    else:
+        adapter = get_adapter(name, **params)
     if encoding is not None:
         adapter.covariate_encoding = encoding
     return adapter
@@ -163,6 +194,34 @@ def outcome_cells(ds: Any, setting: str) -> tuple[int, float]:
     return int(groups.ngroups), float(groups.std(ddof=1).fillna(0.0).max())
 
 
+def propensity_extremes(ds: Any, setting: str, name: str) -> tuple[str, int, int]:
+    """(the propensity model econml's ``'auto'`` chose, units whose cross-fitted propensity of their own
+    arm is 0 before the floor, units where it is below 0.01), for a ``paper_*`` DR learner.
+
+    The cross-fitted propensities are econml's own (``cache_values=True`` keeps the nuisances of the
+    fit; read from its ``_cached_values``, which econml has no public accessor for). A unit whose own
+    arm gets propensity 0 is weighted 1/min_propensity in the doubly robust pseudo-outcome.
+    """
+    from sdscm_bench.estimators._paper import quiet_model_selection
+    from sdscm_bench.runner import dataset_fingerprint, dataset_seed
+
+    adapter = build(name, None, {})
+    seed = dataset_seed(dataset_fingerprint(ds))
+    X = ds.covariates(setting, encoding=adapter.covariate_encoding)
+    with quiet_model_selection():
+        model = adapter.build(seed)
+        model.fit(ds.y, ds.t, X=X, W=None, cache_values=True)
+    chosen = {type(getattr(m, "best_model", m)).__name__ for m in model.models_propensity[0]}
+    treated = np.asarray(model._cached_values.nuisances[2])[:, 1]
+    own = np.where(np.asarray(ds.t) == 1, treated, 1.0 - treated)
+    return "/".join(sorted(chosen)), int(np.sum(own == 0.0)), int(np.sum(own < 0.01))
+
+
+def _describe(ids: list[int]) -> str:
+    """``0..99`` for a leading range, the ids themselves otherwise."""
+    return f"{ids[0]}..{ids[-1]}" if ids == list(range(ids[0], ids[-1] + 1)) else ", ".join(map(str, ids))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -171,8 +230,15 @@ def main() -> None:
     parser.add_argument("--lm", default="paper-gpt2", choices=["paper-gpt2", "paper-llama-3-8b"])
     parser.add_argument("--setting", default="all covariates")
     parser.add_argument("--datasets", type=int, default=100, help="the first N released datasets (by id)")
+    parser.add_argument("--ids", type=int, nargs="+", default=None, help="these released dataset ids instead")
     parser.add_argument("--paper-data", type=Path, default=None)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--propensities",
+        action="store_true",
+        help="DR pairs: also print, per dataset, the propensity model the paper's 'auto' chose and its "
+        "units with an own-arm propensity of 0",
+    )
     args = parser.parse_args()
 
     from tabulate import tabulate
@@ -183,13 +249,20 @@ def main() -> None:
     if root is None or not Path(root).is_dir():
         raise SystemExit("no released data: pass --paper-data DIR or set SDSCM_PAPER_DATA")
     lm = args.lm.removeprefix("paper-")  # the released file's name
-    ids = paper_dataset_ids(Path(root), lm)[: args.datasets]
+    ids = paper_dataset_ids(Path(root), lm)
+    if args.ids:
+        missing = sorted(set(args.ids) - set(ids))
+        if missing:
+            raise SystemExit(f"--ids: no released {lm} dataset with id {missing} under {root}")
+        ids = list(args.ids)
+    else:
+        ids = ids[: args.datasets]
     datasets = list(iter_paper_datasets(Path(root), lm, ids))
     chosen = variants(args.pair)
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
     errors, sate, seconds = fit_all(datasets, args.setting, chosen, say)
     rows = summarise(chosen, errors, sate, seconds)
-    print(f"\n{args.pair}: {args.lm}, setting {args.setting!r}, datasets {ids[0]}..{ids[-1]} ({len(ids)})\n")
+    print(f"\n{args.pair}: {args.lm}, setting {args.setting!r}, datasets {_describe(ids)} ({len(ids)})\n")
     cells = [outcome_cells(ds, args.setting) for ds in datasets]
     print(
         f"(covariates, t) cells per dataset: {min(c for c, _ in cells)}-{max(c for c, _ in cells)} of "
@@ -199,6 +272,14 @@ def main() -> None:
     headers = ["variant", "adapter", "n", "ATE RMSE [95% CI]", "Δ vs paper's [95% CI]", "verdict", "ATE R²",
                "median fit s", "failures"]  # fmt: skip
     print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+    if args.propensities and "drlearner" in args.pair:
+        print(f"\npaper_{args.pair}'s cross-fitted propensities (econml's 'auto', floor 1e-6):\n")
+        table = [
+            [ds.name, *propensity_extremes(ds, args.setting, f"paper_{args.pair}"), len(ds.t)]
+            for ds in datasets
+        ]
+        print(tabulate(table, headers=["dataset", "propensity model", "own arm = 0", "own arm < 0.01", "units"],
+                       tablefmt="github", disable_numparse=True))  # fmt: skip
 
 
 if __name__ == "__main__":

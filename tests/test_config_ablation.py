@@ -105,3 +105,37 @@ def test_outcome_cells_finds_noise_within_a_cell():
 
     cells, sd = config_ablation.outcome_cells(Toy(), "s")
     assert cells == 2 and sd == pytest.approx(np.std([2.0, 3.0], ddof=1))
+
+
+@pytest.mark.parametrize("pair", ["linear_drlearner", "forest_drlearner"])
+def test_propensity_floor_variants_change_only_min_propensity(pair):
+    from sdscm_bench.estimators.registry import get_adapter
+
+    by_label = {label: (name, params) for label, name, _, params in config_ablation.variants(pair)}
+    name, params = by_label["paper's, min_propensity=0.01"]
+    paper = config_ablation.build(name, None, params)
+    assert paper.build(3).min_propensity == 0.01
+    assert get_adapter(f"paper_{pair}").build(3).min_propensity == 1e-6  # the class is untouched
+    name, params = by_label["ours, min_propensity=1e-6"]
+    ours = get_adapter(pair).params["model_propensity"]
+    changed = config_ablation.build(name, None, params).params["model_propensity"]
+    assert {k for k in ours if changed[k] != ours[k]} == {"clip"} and changed["clip"][0] == 1e-6
+
+
+def test_chosen_ids_are_described_as_given():
+    assert config_ablation._describe([0, 1, 2]) == "0..2"
+    assert config_ablation._describe([136, 123]) == "136, 123"
+
+
+def test_propensity_extremes_finds_the_units_a_default_floor_weights_a_million_times():
+    root = default_paper_data_dir()
+    if root is None or not (root / "gpt2.parquet").is_file():
+        pytest.skip(f"released paper data not found; set {ENV_VAR} to the folder holding gpt2.parquet")
+    from sdscm_bench.paper_data import load_paper_dataset
+
+    ds = load_paper_dataset(root, "gpt2", 136)  # a blow-up of the leaderboard's pair table
+    model, at_zero, below = config_ablation.propensity_extremes(
+        ds, "hidden confounding", "paper_linear_drlearner"
+    )
+    assert model == "RandomForestClassifier"  # econml's 'auto' picked fully grown trees
+    assert 1 <= at_zero <= below < len(ds.t) // 10
