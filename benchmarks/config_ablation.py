@@ -212,6 +212,7 @@ def propensity_extremes(ds: Any, setting: str, name: str) -> tuple[str, int, int
         model = adapter.build(seed)
         model.fit(ds.y, ds.t, X=X, W=None, cache_values=True)
     chosen = {type(getattr(m, "best_model", m)).__name__ for m in model.models_propensity[0]}
+    # econml 0.17's DR nuisances: (pseudo-outcomes, clipped propensities, raw propensities)
     treated = np.asarray(model._cached_values.nuisances[2])[:, 1]
     own = np.where(np.asarray(ds.t) == 1, treated, 1.0 - treated)
     return "/".join(sorted(chosen)), int(np.sum(own == 0.0)), int(np.sum(own < 0.01))
