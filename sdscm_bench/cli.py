@@ -239,7 +239,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         render_front_page(doc, intro.read_text(encoding="utf-8"), plots, publisher, pair_records=all_records),
         encoding="utf-8",
     )
-    print(f"wrote {out} ({len(doc['records'])} records, {len(plots)} box plots)")
+    ranked = len(doc["records"])
+    left_out = f", {len(all_records) - ranked} left out of the ranking" if ranked < len(all_records) else ""
+    print(f"wrote {out} ({len(all_records)} records{left_out}, {len(plots)} box plots)")
     if not args.no_html:  # the same tables as one static page, beside the markdown like the box plots
         from sdscm_bench.webpage import write_html
 

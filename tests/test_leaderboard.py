@@ -312,7 +312,11 @@ def test_publish_can_leave_out_estimators_still_running(tmp_path, capsys):
     # the paired comparison keeps the run in progress, with its own n
     (row,) = [line for line in pairs.split("## ", 1)[0].splitlines() if line.startswith("| `paper_good`")]
     assert [c.strip() for c in row.split("|")[1:5]] == ["`paper_good` vs `good`", "fam · lm1", "s1", "2"]
-    assert "left out 3 records of paper_good, paper_x (kept in the comparison" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "left out 3 records of paper_good, paper_x (kept in the comparison" in out
+    assert (
+        f"({len(recs)} records, 3 left out of the ranking" in out
+    )  # the count is the file's, not the ranked
     assert main([*args, "--exclude-estimator", "nothing_*"]) == 2
     err = capsys.readouterr().err
     assert "results.json: --exclude-estimator 'nothing_*' matches no estimator" in err and "paper_x" in err
