@@ -44,7 +44,11 @@ def variants(pair: str) -> list[Variant]:
         ("paper's, one-hot covariates", paper, "onehot", {}),
         ("ours, ordinal covariates", pair, "ordinal", {}),
     ]
-    if pair == "rf_slearner":
+    if pair == "bart":
+        # bartCause's propensity score as a covariate of the response model, which ours has not: the
+        # paper's without it (method.trt = "none"), the sampler and the SATE draws unchanged.
+        out.append(("paper's, no propensity score", paper, None, {"method_trt": "none"}))
+    elif pair == "rf_slearner":
         out.append(("ours, min_samples_leaf=1", pair, None, _ours_with(pair, "model", min_samples_leaf=1)))
         out.append(
             (
@@ -88,7 +92,7 @@ def variants(pair: str) -> list[Variant]:
     return out
 
 
-PAIRS = ("rf_slearner", "linear_dml", "causal_forest_dml", "linear_drlearner", "forest_drlearner")
+PAIRS = ("rf_slearner", "linear_dml", "causal_forest_dml", "linear_drlearner", "forest_drlearner", "bart")
 
 
 def _with_min_propensity(build: Callable[[int], Any], value: float) -> Callable[[int], Any]:
@@ -105,15 +109,15 @@ def _with_min_propensity(build: Callable[[int], Any], value: float) -> Callable[
 def build(name: str, encoding: str | None, params: dict[str, Any]) -> Any:
     """The adapter, with its covariate encoding replaced on this instance only when asked.
 
-    A ``paper_*`` adapter has no hyperparameters; ``{"min_propensity": x}`` sets that argument of the
-    econml learner it builds, on this instance only.
+    ``{"min_propensity": x}`` is no adapter hyperparameter: it sets that argument of the econml learner
+    a ``paper_*`` DR learner builds, on this instance only. Other params are the adapter's own
+    (``paper_bart`` has bartCause's defaults as hyperparameters).
     """
     from sdscm_bench.estimators.registry import get_adapter
 
-    if name.startswith("paper_"):
+    if name.startswith("paper_") and "min_propensity" in params:
         adapter = get_adapter(name)
-        if "min_propensity" in params:
-            adapter.build = _with_min_propensity(adapter.build, params["min_propensity"])
+        adapter.build = _with_min_propensity(adapter.build, params["min_propensity"])
     else:
         adapter = get_adapter(name, **params)
     if encoding is not None:

@@ -50,7 +50,7 @@ def test_rf_variant_changes_one_hyperparameter_of_ours():
     assert changed == {"min_samples_leaf"} and params["model"]["min_samples_leaf"] == 1
 
 
-@pytest.mark.parametrize("pair", [p for p in config_ablation.PAIRS if p != "rf_slearner"])
+@pytest.mark.parametrize("pair", [p for p in config_ablation.PAIRS if p not in ("rf_slearner", "bart")])
 def test_first_stage_variant_swaps_our_outcome_model_for_the_default_forest(pair):
     from sklearn.ensemble import RandomForestRegressor
 
@@ -64,6 +64,29 @@ def test_first_stage_variant_swaps_our_outcome_model_for_the_default_forest(pair
     assert {k: built[k] for k in ("n_estimators", "min_samples_leaf", "max_features")} == {
         k: defaults[k] for k in ("n_estimators", "min_samples_leaf", "max_features")
     }
+
+
+def test_bart_variant_drops_only_the_propensity_score():
+    """The paper's BART without bartCause's propensity-score covariate: one hyperparameter of
+    ``paper_bart`` changed, the rest bartCause's defaults, and it still fits (small sampler here)."""
+    from sdscm_bench.estimators._paper import BARTC_DEFAULTS
+
+    (params,) = [
+        p for label, _, _, p in config_ablation.variants("bart") if label == "paper's, no propensity score"
+    ]
+    adapter = config_ablation.build("paper_bart", None, params)
+    assert {k for k, v in adapter.params.items() if BARTC_DEFAULTS[k] != v} == {"method_trt"}
+    assert (
+        adapter.params["method_trt"] == "none"
+        and config_ablation.build("paper_bart", None, {}).params == BARTC_DEFAULTS
+    )
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, size=(60, 2)).astype(float)
+    t = (rng.random(60) < 0.5).astype(int)
+    y = X[:, 0] + 0.5 * t + rng.normal(0, 0.1, 60)
+    small = {**params, "n_chains": 1, "n_burn": 5, "n_samples": 5, "n_trees": 5}
+    est = config_ablation.build("paper_bart", None, small).run(X, t, y, 0)
+    assert np.isfinite(est.ate) and est.cate.shape == (60,)
 
 
 def test_summary_is_paired_on_datasets_where_every_variant_succeeded():
