@@ -162,3 +162,64 @@ def test_propensity_extremes_finds_the_units_a_default_floor_weights_a_million_t
     )
     assert model == "RandomForestClassifier"  # econml's 'auto' picked fully grown trees
     assert 1 <= at_zero <= below < len(ds.t) // 10
+
+
+class _ToyDataset:
+    """The little of a released dataset that ``fit_all`` reads."""
+
+    name = "toy/0"
+    meta = {"fingerprint": "toy-fingerprint"}
+
+    def __init__(self, n: int = 200) -> None:
+        rng = np.random.default_rng(0)
+        self._X = rng.integers(0, 3, size=(n, 2)).astype(float)
+        self.t = (rng.random(n) < 0.5).astype(int)
+        self.y = self._X[:, 0] + 0.5 * self.t + rng.normal(0, 0.1, n)
+        self.sate = 0.5
+
+    def covariates(self, setting, encoding):
+        return self._X
+
+
+def test_stored_fits_replace_only_unchanged_adapters():
+    from sdscm_bench.runner import dataset_seed
+
+    ds = _ToyDataset()
+    seed = dataset_seed(ds.meta["fingerprint"])
+    chosen = [
+        ("paper's", "paper_linear_drlearner", None, {}),
+        ("paper's, floor", "paper_linear_drlearner", None, {"min_propensity": 0.01}),
+        ("ours, ordinal", "linear_drlearner", "ordinal", {}),
+    ]
+    # a stored fit under each variant's fingerprint: any variant the fingerprint fully describes (an
+    # encoding swap included) takes it; the propensity floor is set outside the hyperparameters, so its
+    # fingerprint is the plain adapter's and it must be refitted
+    stored = {
+        (name, config_ablation.build(name, enc, p).fingerprint(), "toy-fingerprint", "s", seed): (123.0, 9.0)
+        for _, name, enc, p in chosen
+    }
+    errors, _, seconds, reused = config_ablation.fit_all([ds], "s", chosen, lambda _m: None, stored)
+    assert reused == 2 and errors[[0, 2], 0].tolist() == [123.0, 123.0] and seconds[0, 0] == 9.0
+    assert abs(errors[1, 0]) < 1.0
+    other_seed = {(k[0], k[1], k[2], k[3], k[4] + 1): v for k, v in stored.items()}
+    assert config_ablation.fit_all([ds], "s", chosen[:1], lambda _m: None, other_seed)[3] == 0
+
+
+def test_a_stored_fit_is_the_fit_the_ablation_would_make():
+    """The leaderboard's records of the unchanged rf pair, refitted here: the same ATE errors."""
+    root = default_paper_data_dir()
+    if root is None or not (root / "gpt2.parquet").is_file():
+        pytest.skip(f"released paper data not found; set {ENV_VAR} to the folder holding gpt2.parquet")
+    from sdscm_bench.paper_data import iter_paper_datasets
+
+    results = Path(__file__).resolve().parent.parent / "leaderboard" / "results.parquet"
+    stored = config_ablation.stored_fits(results)
+    chosen = [v for v in config_ablation.variants("rf_slearner") if v[2] is None and not v[3]]
+    datasets = list(iter_paper_datasets(root, "gpt2", [0, 1]))
+    quiet = lambda _m: None  # noqa: E731
+    kept, _, _, reused = config_ablation.fit_all(datasets, "all covariates", chosen, quiet, stored)
+    if reused == 0:
+        pytest.skip("no stored record has these adapters' fingerprints (other library versions here)")
+    refit, _, _, none = config_ablation.fit_all(datasets, "all covariates", chosen, quiet, None)
+    assert none == 0 and reused == kept.size
+    np.testing.assert_allclose(kept, refit, rtol=0, atol=1e-12)
