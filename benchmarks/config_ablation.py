@@ -327,7 +327,10 @@ def main() -> None:
     rows = summarise(chosen, errors, sate, seconds)
     print(f"\n{args.pair}: {args.lm}, setting {args.setting!r}, datasets {_describe(ids)} ({len(ids)})\n")
     if stored is not None:
-        print(f"fits taken from {args.results}: {reused} of {errors.size} (the rest fitted now)\n")
+        print(
+            f"fits taken from {args.results}: {reused} of {errors.size} (the rest fitted now; a stored "
+            "fit's seconds are those of the run that made it)\n"
+        )
     cells = [outcome_cells(ds, args.setting) for ds in datasets]
     print(
         f"(covariates, t) cells per dataset: {min(c for c, _ in cells)}-{max(c for c, _ in cells)} of "
